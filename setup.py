@@ -1,0 +1,32 @@
+"""pip installation of nora_ros for machines without ROS (colcon uses CMakeLists.txt instead).
+
+Extras: ``model`` (NORA inference: torch, transformers), ``sim`` (MuJoCo simulator, plots),
+``bag`` (rosbag2 without ROS), ``test`` (the test suite and linters).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="nora_ros",
+    version="0.1.0",
+    description="Run the NORA vision-language-action model on an Interbotix WidowX arm, with or without ROS 2",
+    packages=find_packages(include=["nora_ros", "nora_ros.*"]),
+    package_data={"nora_ros": ["py.typed"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "tokenizers>=0.19",
+        "pyyaml>=6",
+        "modern_robotics>=1.1",
+        "matplotlib>=3.7",
+        "pillow>=10",
+    ],
+    extras_require={
+        "model": ["torch>=2.4", "transformers>=4.49,<6", "safetensors>=0.4"],
+        "sim": ["mujoco>=3.1", "imageio>=2.30"],
+        "bag": ["rosbags>=0.10"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["nora-ros = nora_ros.cli:main"]},
+)
