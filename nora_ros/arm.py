@@ -66,5 +66,5 @@ class Arm(abc.ABC):
     def sleep(self, timeout: float = 5.0) -> None:
         """Move to the sleep pose."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most arms hold nothing
         """Release the connection; the arm holds."""
