@@ -21,6 +21,8 @@ setup(
         "modern_robotics>=1.1",
         "matplotlib>=3.7",
         "pillow>=10",
+        # Camera sources (device, video file, image folder) and compressed images.
+        "opencv-python-headless>=4.8",
     ],
     extras_require={
         "model": ["torch>=2.4", "transformers>=4.49,<6", "safetensors>=0.4"],
