@@ -53,6 +53,8 @@ class ActionChunk:
     (``preprocess``, ``prefill``, ``decode``, ``fast_decode``, ``unnormalize``, ``total``...).
     ``token_ids`` are the raw generated ids, kept for logs and replay. ``stamp`` is the time
     of the observation the chunk was computed from, so consumers can judge its age.
+    ``metadata`` reports what the policy did to the raw output (e.g. values clipped to the
+    training range), so nothing is changed without a trace.
     """
 
     actions: np.ndarray
@@ -62,6 +64,7 @@ class ActionChunk:
     token_ids: tuple[int, ...] = ()
     stamp: float = 0.0
     chunk_id: int = 0
+    metadata: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         a = np.asarray(self.actions, dtype=np.float64)
@@ -78,6 +81,7 @@ class ActionChunk:
         object.__setattr__(self, "actions", _readonly(a))
         object.__setattr__(self, "token_ids", tuple(int(t) for t in self.token_ids))
         object.__setattr__(self, "timings", dict(self.timings))
+        object.__setattr__(self, "metadata", dict(self.metadata))
 
     @property
     def horizon(self) -> int:
