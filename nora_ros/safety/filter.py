@@ -1,0 +1,468 @@
+"""The safety filter: the one place that decides what motion reaches the motors.
+
+Pure: no I/O, no threads, no clock reads (``now`` is passed in), so the ROS safety node, the
+in-process runner, the replay command and the property tests all run the same decisions.
+
+Each tick (:meth:`SafetyFilter.step`):
+
+1. reject what cannot be trusted, and hold: non-finite values, a malformed command, stamps that
+   are stale, in the future or out of order, a stale or malformed arm measurement, a latched
+   e-stop;
+2. take the command's twist (a repeated command only for ``command_timeout_ticks`` ticks) and
+   limit it: angular speed, angular acceleration, the open-loop rotation budget, orientation
+   bounds; then the target's displacement: linear speed, acceleration, the open-loop
+   translation budget, the workspace box and table floor;
+3. integrate it into the end-effector *target* (Bridge semantics, as
+   :func:`nora_ros.actions.integrate_twist`: translation in the base frame, rotation about the
+   measured end-effector point) and solve IK seeded from the measured joints, within the joint
+   limits minus a margin and the joint-velocity limit over one tick. If IK fails the target
+   does not advance and the arm holds;
+4. gripper: threshold with hysteresis and a minimum dwell between changes.
+
+Every limit that acted is listed in the returned :class:`SafetyStatus`, with its detail: the
+filter never clips or drops anything silently.
+
+Acceleration limits bound speeding up, turning and reversing. Braking along the current
+direction is never limited, and the hard limits (workspace, floor, orientation, joint limits,
+IK failure, every rejection) may stop the target at once: running into the table is worse
+than a jerk.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nora_ros.actions import EndEffectorCommand
+from nora_ros.errors import InvalidInputError
+from nora_ros.kinematics import WidowXModel
+from nora_ros.safety.config import SafetyConfig
+from nora_ros.safety.geometry import bridge_euler, norm3, rotvec_matrix
+from nora_ros.safety.status import Limit, SafetyResult, SafetyStatus
+
+_ZERO3 = np.zeros(3)
+_ZERO3.setflags(write=False)
+_ORIENTATION_BISECTIONS = 12
+"""Bisection steps when a rotation would leave the orientation bounds: 1/4096 of the step."""
+
+
+class SafetyFilter:
+    """Limits end-effector commands for one arm; call :meth:`step` once per control tick.
+
+    Not thread-safe: the control loop owns it (the ROS node calls it from its timer only;
+    e-stop/reset/enable requests are applied between ticks).
+    """
+
+    def __init__(self, config: SafetyConfig | None, model: WidowXModel):
+        self.config = config if config is not None else SafetyConfig()
+        self.model = model
+        self._enabled = True
+        self._estopped = False
+        self._estop_reason = ""
+        self._ticks = 0
+        self._held_ticks = 0
+        self._counts: dict[str, int] = {lim.value: 0 for lim in Limit}
+        self._last_now = -math.inf
+        self._last_stamp = -math.inf
+        self._obs_stamp = -math.inf
+        self._max_joint_step = model.max_joint_step(self.config.tick_period)
+        self._clear_motion()
+
+    # ------------------------------------------------------------------ operator controls
+    def estop(self, reason: str = "operator e-stop") -> None:
+        """Latch the e-stop: every tick holds until :meth:`reset_estop`."""
+        if not self._estopped:
+            self._estopped = True
+            self._estop_reason = str(reason) or "e-stop"
+        self._clear_motion()
+
+    def reset_estop(self) -> None:
+        """Clear the e-stop; the next tick re-anchors the target at the measured pose."""
+        self._estopped = False
+        self._estop_reason = ""
+        self._clear_motion()
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Actuation on or off. Off = dry run: everything computed and reported, nothing moves.
+
+        Turning it on re-anchors at the measured pose on the next tick (the dry-run target has
+        drifted from where the arm really is).
+        """
+        enabled = bool(enabled)
+        if enabled and not self._enabled:
+            self._clear_motion()
+        self._enabled = enabled
+
+    def reanchor(self, state) -> None:
+        """Restart from the measured pose (trial start): target = measured, motion at rest.
+
+        The open-loop budget starts exhausted when a camera observation was seen before, so
+        nothing moves again until a command based on a *newer* observation arrives.
+        """
+        problem = self._check_state(state, None)
+        if problem is not None:
+            raise InvalidInputError(f"cannot re-anchor the safety filter: {problem[1]}")
+        self._anchor(state)
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def estopped(self) -> bool:
+        return self._estopped
+
+    @property
+    def estop_reason(self) -> str:
+        return self._estop_reason
+
+    @property
+    def target_pose(self) -> np.ndarray | None:
+        """The current end-effector target (None until the first tick anchors it)."""
+        return None if self._target is None else self._target.copy()
+
+    @property
+    def target_joints(self) -> np.ndarray | None:
+        return None if self._target_joints is None else self._target_joints.copy()
+
+    # ------------------------------------------------------------------ the tick
+    def step(self, cmd: EndEffectorCommand | None, state, now: float) -> SafetyResult:
+        """Decide this tick's motion from ``cmd`` (``None``: nothing due, hold) and the measured ``state``."""
+        cfg = self.config
+        self._ticks += 1
+        acted: list[tuple[Limit, str]] = []
+        now = float(now)
+        if not math.isfinite(now):
+            return self._hold(state, [(Limit.NON_FINITE, f"tick time is {now}")])
+        if now < self._last_now:
+            return self._hold(state, [(Limit.OUT_OF_ORDER, f"tick time {now:.6f} s is before the previous tick "
+                                                           f"{self._last_now:.6f} s")])
+        self._last_now = now
+        if self._estopped:
+            return self._hold(state, [(Limit.ESTOP, f"e-stop latched ({self._estop_reason}); reset to move")])
+        problem = self._check_state(state, now)
+        if problem is not None:
+            self._clear_rates()
+            return self._hold(state, [problem])
+        if self._target is None:
+            self._anchor(state)
+
+        # 1. which command runs this tick
+        run: EndEffectorCommand | None = None
+        if cmd is not None:
+            problem = self._check_command(cmd, now)
+            if problem is not None:
+                self._last_cmd = None
+                self._clear_rates()
+                return self._hold(state, [problem])
+            if cmd.stamp > self._last_stamp:
+                if cmd.observation_stamp > self._obs_stamp:
+                    self._obs_stamp = float(cmd.observation_stamp)
+                    self._ol_translation = 0.0
+                    self._ol_rotation = 0.0
+                self._last_stamp = float(cmd.stamp)
+                self._last_cmd = cmd
+                self._repeats = 0
+                run = cmd
+            elif self._last_cmd is None:
+                self._clear_rates()
+                return self._hold(state, [(Limit.COMMAND_TIMEOUT, "no fresh command since the filter re-anchored")])
+            else:
+                self._repeats += 1
+                if self._repeats > cfg.command_timeout_ticks:
+                    self._clear_rates()
+                    return self._hold(state, [(Limit.COMMAND_TIMEOUT, f"no fresh command for {self._repeats} ticks "
+                                                                      f"(command_timeout_ticks {cfg.command_timeout_ticks})")])
+                run = self._last_cmd
+        if run is None:
+            self._clear_rates()
+            return self._hold(state, acted)
+
+        # 2. limits, 3. integrate and solve
+        pose, joints, executed = self._move(run, state, now, acted)
+
+        # 4. gripper
+        gripper = self._gripper(run.gripper, now, acted)
+
+        if not self._enabled:
+            acted.append((Limit.DISABLED, "actuation disabled: dry run, nothing sent to the arm"))
+            return self._result(pose, None, None, executed, acted)
+        return self._result(pose, joints, gripper, executed, acted)
+
+    # ------------------------------------------------------------------ motion
+    def _move(self, cmd: EndEffectorCommand, state, now: float, acted: list) -> tuple:
+        """Limit ``cmd``'s twist, advance the target, solve IK; returns (pose, joints or None, executed)."""
+        cfg = self.config
+        dt = cfg.tick_period
+        target = self._target
+        p_t = target[:3, 3]
+        r_t = target[:3, :3]
+        p_m = np.asarray(state.ee_pose, dtype=np.float64)[:3, 3]
+
+        # rotation
+        w = np.array(cmd.angular, dtype=np.float64)
+        n = norm3(w)
+        if n > cfg.max_angular_speed:
+            acted.append((Limit.ANGULAR_SPEED, f"requested {n:.4g} rad/s, limit {cfg.max_angular_speed} rad/s"))
+            w = w * (cfg.max_angular_speed / n)
+        w, detail = _limit_accel(w, self._w_prev, cfg.max_angular_accel * dt)
+        if detail:
+            acted.append((Limit.ANGULAR_ACCEL, f"{detail} rad/s in one tick, limit {cfg.max_angular_accel * dt:.4g}"))
+        budget_detail = []
+        remaining = cfg.open_loop_rotation - self._ol_rotation
+        angle = norm3(w) * dt
+        if angle > remaining:
+            w = w * (max(remaining, 0.0) / angle)
+            budget_detail.append(f"rotation {self._ol_rotation + angle:.4g} rad on one observation would exceed "
+                                 f"{cfg.open_loop_rotation} rad")
+        rot_step = rotvec_matrix(w * dt)
+        r_new = rot_step @ r_t
+        if norm3(w) > 0.0:
+            before = self._orientation_excess(r_t)
+            excess = self._orientation_excess(r_new)
+            if excess > before + 1e-12:
+                lo, hi = 0.0, 1.0
+                for _ in range(_ORIENTATION_BISECTIONS):
+                    mid = 0.5 * (lo + hi)
+                    if self._orientation_excess(rotvec_matrix(w * (mid * dt)) @ r_t) > before + 1e-12:
+                        hi = mid
+                    else:
+                        lo = mid
+                rpy = bridge_euler(r_new)
+                acted.append((Limit.ORIENTATION, "target (roll, pitch, yaw) "
+                              f"({rpy[0]:.3f}, {rpy[1]:.3f}, {rpy[2]:.3f}) rad would leave bounds "
+                              f"{cfg.orientation_lower}..{cfg.orientation_upper}; rotation scaled by {lo:.3f}"))
+                w = w * lo
+                rot_step = rotvec_matrix(w * dt)
+                r_new = rot_step @ r_t
+
+        # translation of the target point: commanded + the swing of rotating about the measured point
+        lever = p_t - p_m
+        swing = rot_step @ lever - lever
+        d = np.asarray(cmd.linear, dtype=np.float64) * dt + swing
+        n = norm3(d)
+        if n > cfg.max_step_translation:
+            acted.append((Limit.LINEAR_SPEED, f"requested {n / dt:.4g} m/s, limit {cfg.max_linear_speed} m/s"))
+            d = d * (cfg.max_step_translation / n)
+        v, detail = _limit_accel(d / dt, self._v_prev, cfg.max_linear_accel * dt)
+        if detail:
+            acted.append((Limit.LINEAR_ACCEL, f"{detail} m/s in one tick, limit {cfg.max_linear_accel * dt:.4g}"))
+        d = v * dt
+        remaining = cfg.open_loop_translation - self._ol_translation
+        n = norm3(d)
+        if n > remaining:
+            d = d * (max(remaining, 0.0) / n)
+            budget_detail.append(f"translation {self._ol_translation + n:.4g} m on one observation would exceed "
+                                 f"{cfg.open_loop_translation} m")
+        if budget_detail:
+            acted.append((Limit.OPEN_LOOP_BUDGET, "; ".join(budget_detail) + "; waiting for a newer camera observation"))
+        p_new = p_t + d
+        lower = (cfg.workspace_lower[0], cfg.workspace_lower[1], cfg.floor_z)
+        for axis in range(3):
+            lo = min(lower[axis], p_t[axis])
+            hi = max(cfg.workspace_upper[axis], p_t[axis])
+            if p_new[axis] < lo or p_new[axis] > hi:
+                want = p_new[axis]
+                p_new[axis] = lo if want < lo else hi
+                if axis == 2 and want < lo and cfg.floor_z > cfg.workspace_lower[2]:
+                    acted.append((Limit.FLOOR, f"target z {want:.4f} m below the floor {cfg.floor_z:.4f} m "
+                                  f"(table_z {cfg.table_z} + floor_margin {cfg.floor_margin}); stopped at the floor"))
+                else:
+                    side = "below" if want < lo else "above"
+                    bound = lo if want < lo else hi
+                    acted.append((Limit.WORKSPACE, f"target {'xyz'[axis]} {want:.4f} m {side} the workspace bound "
+                                  f"{bound:.4f} m; clipped"))
+        d = p_new - p_t
+
+        moved = norm3(d) > 0.0 or norm3(w) > 0.0
+        if not moved:
+            self._clear_rates()
+            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+        new_pose = np.eye(4)
+        new_pose[:3, :3] = r_new
+        new_pose[:3, 3] = p_new
+        seed = state.joints if self._enabled else self._target_joints
+        ik = self.model.ik(new_pose, np.asarray(seed, dtype=np.float64), max_joint_step=self._max_joint_step,
+                           margin=self.config.joint_margin)
+        if not ik.success:
+            self._clear_rates()
+            acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
+                                            f"{self._max_joint_step:.3f} rad per tick: {ik.reason}; target held"))
+            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+        q = np.asarray(ik.joints, dtype=np.float64)
+        if not self.model.within_limits(q, cfg.joint_margin):
+            self._clear_rates()
+            acted.append((Limit.JOINT_LIMIT, "IK answer outside limits minus margin: "
+                          + "; ".join(self.model.limit_violations(q, cfg.joint_margin))))
+            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+        if not self.model.full_pose:
+            # A 5-joint arm cannot reach every orientation: the target is what it does reach.
+            new_pose[:3, :3] = self.model.fk(q)[:3, :3]
+        # commit
+        self._target = new_pose
+        self._target_joints = q
+        self._v_prev = d / dt
+        self._w_prev = w
+        self._ol_translation += norm3(d)
+        self._ol_rotation += norm3(w) * dt
+        executed = _command((d - swing) / dt, w, cmd)
+        return new_pose.copy(), q.copy(), executed
+
+    def _orientation_excess(self, rot: np.ndarray) -> float:
+        """How far (rad, summed over roll/pitch/yaw) ``rot`` lies outside the orientation bounds."""
+        cfg = self.config
+        out = 0.0
+        for a, lo, hi in zip(bridge_euler(rot), cfg.orientation_lower, cfg.orientation_upper, strict=True):
+            if a < lo:
+                out += lo - a
+            elif a > hi:
+                out += a - hi
+        return out
+
+    # ------------------------------------------------------------------ gripper
+    def _gripper(self, value: float, now: float, acted: list) -> float | None:
+        cfg = self.config
+        want = self._gripper_open
+        if value > cfg.gripper_threshold + cfg.gripper_hysteresis:
+            want = True
+        elif value < cfg.gripper_threshold - cfg.gripper_hysteresis:
+            want = False
+        if want == self._gripper_open:
+            return None
+        since = now - self._gripper_changed
+        if since < cfg.gripper_min_dwell:
+            acted.append((Limit.GRIPPER_DWELL, f"gripper {'open' if want else 'close'} {since:.3f} s after the last "
+                                               f"change (min dwell {cfg.gripper_min_dwell} s); kept"))
+            return None
+        self._gripper_open = want
+        self._gripper_changed = now
+        return 1.0 if want else 0.0
+
+    # ------------------------------------------------------------------ checks
+    def _check_state(self, state, now: float | None) -> tuple[Limit, str] | None:
+        n = self.model.n_joints
+        try:
+            joints = np.asarray(state.joints, dtype=np.float64)
+            pose = np.asarray(state.ee_pose, dtype=np.float64)
+            stamp = float(state.stamp)
+            gripper = float(state.gripper)
+        except (AttributeError, TypeError, ValueError) as exc:
+            return Limit.STALE_STATE, f"arm state is malformed: {exc}"
+        if joints.shape != (n,) or pose.shape != (4, 4):
+            return Limit.STALE_STATE, (f"arm state has joints {joints.shape} and pose {pose.shape}; "
+                                       f"{self.model.name} needs ({n},) and (4, 4)")
+        if not (np.all(np.isfinite(joints)) and np.all(np.isfinite(pose)) and math.isfinite(stamp)
+                and math.isfinite(gripper)):
+            return Limit.NON_FINITE, "arm state has non-finite values (joints, pose, gripper or stamp)"
+        if now is not None and now - stamp > self.config.max_state_age:
+            return Limit.STALE_STATE, (f"arm state is {now - stamp:.3f} s old (max_state_age "
+                                       f"{self.config.max_state_age} s)")
+        return None
+
+    def _check_command(self, cmd: EndEffectorCommand, now: float) -> tuple[Limit, str] | None:
+        cfg = self.config
+        for name, values in (("linear", cmd.linear), ("angular", cmd.angular)):
+            if not np.all(np.isfinite(values)):
+                return Limit.NON_FINITE, f"command {name} velocity {np.asarray(values).tolist()} is not finite; held"
+        for name in ("gripper", "stamp", "observation_stamp"):
+            value = float(getattr(cmd, name))
+            if not math.isfinite(value):
+                return Limit.NON_FINITE, f"command {name} is {value}; held"
+        if not 0.0 <= cmd.gripper <= 1.0:
+            return Limit.INVALID_COMMAND, f"command gripper {cmd.gripper} outside [0, 1] (1 = open); held"
+        if cmd.stamp < self._last_stamp:
+            return Limit.OUT_OF_ORDER, (f"command stamp {cmd.stamp:.6f} s is older than the last accepted "
+                                        f"{self._last_stamp:.6f} s; held")
+        age = now - cmd.stamp
+        if abs(age) > cfg.max_command_age:
+            when = f"{age:.3f} s old" if age > 0 else f"{-age:.3f} s in the future"
+            return Limit.STALE_COMMAND, f"command is {when} (max_command_age {cfg.max_command_age} s); held"
+        if cmd.observation_stamp > cmd.stamp:
+            return Limit.OUT_OF_ORDER, (f"command's observation stamp {cmd.observation_stamp:.6f} s is after the "
+                                        f"command stamp {cmd.stamp:.6f} s; held")
+        if cmd.observation_stamp < self._obs_stamp:
+            return Limit.OUT_OF_ORDER, (f"command's observation stamp {cmd.observation_stamp:.6f} s is older than "
+                                        f"one already used ({self._obs_stamp:.6f} s); held")
+        return None
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _anchor(self, state) -> None:
+        self._clear_motion()
+        self._target = np.array(state.ee_pose, dtype=np.float64)
+        self._target_joints = np.array(state.joints, dtype=np.float64)
+        self._gripper_open = float(state.gripper) > self.config.gripper_threshold
+        if self._obs_stamp > -math.inf:
+            self._ol_translation = self.config.open_loop_translation
+            self._ol_rotation = self.config.open_loop_rotation
+
+    def _clear_motion(self) -> None:
+        """Forget the target (re-anchor on the next tick) and every motion in progress."""
+        self._target: np.ndarray | None = None
+        self._target_joints: np.ndarray | None = None
+        self._last_cmd: EndEffectorCommand | None = None
+        self._repeats = 0
+        self._gripper_open: bool | None = None
+        self._gripper_changed = -math.inf
+        self._ol_translation = 0.0
+        self._ol_rotation = 0.0
+        self._clear_rates()
+
+    def _clear_rates(self) -> None:
+        self._v_prev = _ZERO3
+        self._w_prev = _ZERO3
+
+    def _hold(self, state, acted: list) -> SafetyResult:
+        if self._target is not None:
+            pose = self._target.copy()
+        else:
+            pose = np.array(getattr(state, "ee_pose", np.full((4, 4), np.nan)), dtype=np.float64)
+        if self._gripper_open is not None:
+            gripper = 1.0 if self._gripper_open else 0.0
+        else:
+            g = getattr(state, "gripper", 0.0)
+            gripper = float(g) if isinstance(g, (int, float)) and math.isfinite(g) else 0.0
+        stamp = self._last_now if math.isfinite(self._last_now) else 0.0
+        hold = EndEffectorCommand(_ZERO3, _ZERO3, gripper, stamp)
+        return self._result(pose, None, None, hold, acted)
+
+    def _result(self, pose, joints, gripper, executed, acted: list) -> SafetyResult:
+        for lim, _ in acted:
+            self._counts[lim.value] += 1
+        if joints is None and acted:
+            self._held_ticks += 1
+        status = SafetyStatus(
+            limits=tuple(lim for lim, _ in acted),
+            details=tuple(d for _, d in acted),
+            holding=joints is None,
+            estopped=self._estopped,
+            estop_reason=self._estop_reason,
+            enabled=self._enabled,
+            tick=self._ticks,
+            held_ticks=self._held_ticks,
+            counts=dict(self._counts),
+            open_loop_translation=self._ol_translation,
+            open_loop_rotation=self._ol_rotation,
+        )
+        return SafetyResult(pose, joints, gripper, executed, status)
+
+
+def _limit_accel(v: np.ndarray, v_prev: np.ndarray, max_dv: float) -> tuple[np.ndarray, str]:
+    """Limit the change from ``v_prev`` to ``v`` to ``max_dv``; braking along ``v_prev`` is free.
+
+    The reference is the point of the segment [0, v_prev] nearest ``v`` (any slower speed in
+    the current direction), so only speeding up, turning and reversing are limited.
+    Returns the limited velocity and a detail ("" when the limit did not act).
+    """
+    pp = float(v_prev @ v_prev)
+    s = 0.0 if pp == 0.0 else min(1.0, max(0.0, float(v @ v_prev) / pp))
+    ref = v_prev * s
+    dv = v - ref
+    n = norm3(dv)
+    if n <= max_dv:
+        return v, ""
+    return ref + dv * (max_dv / n), f"velocity change {n:.4g}"
+
+
+def _command(linear: np.ndarray, angular: np.ndarray, src: EndEffectorCommand) -> EndEffectorCommand:
+    return EndEffectorCommand(linear, angular, src.gripper, src.stamp, src.chunk_id, src.index, src.observation_stamp)
