@@ -553,3 +553,77 @@ def test_a_result_that_cannot_be_written_raises_after_the_trial_ends(tmp_path):
         sup.score("success", t + 1)
     assert sup.state is S.DONE and not sup.policy_enabled
     assert seen[-1].state is S.DONE and "RESULT NOT SAVED" in seen[-1].reason
+
+
+# --------------------------------------------------------------------- score text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value", "note"),
+    [
+        ("success", ScoreKind.SUCCESS, 1.0, ""),
+        ("  SUCCESS  clean grasp ", ScoreKind.SUCCESS, 1.0, "clean grasp"),
+        ("failure some note", ScoreKind.FAILURE, 0.0, "some note"),
+        ("fail", ScoreKind.FAILURE, 0.0, ""),
+        ("partial 0.5 carrot only", ScoreKind.PARTIAL, 0.5, "carrot only"),
+        ("partial 1/3", ScoreKind.PARTIAL, 1 / 3, ""),
+        ("partial 25% hotdog only", ScoreKind.PARTIAL, 0.25, "hotdog only"),
+        ("partial 1", ScoreKind.PARTIAL, 1.0, ""),
+        ("abort", ScoreKind.ABORT, None, ""),
+        (b"abort cable caught", ScoreKind.ABORT, None, "cable caught"),
+    ],
+)
+def test_score_text_parses(text, kind, value, note):
+    score = parse_score(text)
+    assert score.kind is kind and score.note == note and score.source == "operator"
+    assert score.value == (pytest.approx(value) if value is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "score is empty"),
+        ("sucess", "did you mean 'success'"),
+        ("yes", "unknown score 'yes'"),
+        ("partial", "needs a fraction"),
+        ("partial half", "fraction such as 0.5"),
+        ("partial 1.5", r"within|\[0, 1\]"),
+        ("partial 3/2", r"\[0, 1\]"),
+        ("partial 1/0", "divides by zero"),
+        ("partial 150%", r"\[0, 1\]"),
+        ("partial -0.5", "fraction such as 0.5"),
+        ("partial nan", "fraction such as 0.5"),
+        (b"success \xff", "not valid UTF-8"),
+        ("success " + "x" * 1001, "at most 1000"),
+    ],
+)
+def test_bad_score_text_is_refused_with_the_accepted_forms(text, match):
+    with pytest.raises(InvalidInputError, match=match):
+        parse_score(text)
+
+
+@pytest.mark.parametrize(
+    ("check", "kind", "value"),
+    [
+        (True, ScoreKind.SUCCESS, 1.0),
+        (False, ScoreKind.FAILURE, 0.0),
+        (0.5, ScoreKind.PARTIAL, 0.5),
+        (1.0, ScoreKind.SUCCESS, 1.0),
+    ],
+)
+def test_score_from_a_success_check(check, kind, value):
+    score = Score.from_success_check(check)
+    assert score.kind is kind and score.value == value and score.source == "sim"
+
+
+@pytest.mark.parametrize("check", [float("nan"), -0.1, 1.1])
+def test_bad_success_check_values_are_refused(check):
+    with pytest.raises(InvalidInputError, match="success check"):
+        Score.from_success_check(check)
+
+
+def test_only_partial_scores_carry_a_fraction():
+    with pytest.raises(InvalidInputError, match="only a partial score"):
+        Score(ScoreKind.SUCCESS, fraction=1.0)
+    with pytest.raises(InvalidInputError, match="needs a fraction"):
+        Score(ScoreKind.PARTIAL)
