@@ -208,7 +208,12 @@ def action_to_command(
 
 
 def integrate_twist(target: np.ndarray, ee_point: np.ndarray, linear: np.ndarray, angular: np.ndarray, dt: float) -> np.ndarray:
-    """Advance ``target`` by a constant twist for ``dt`` seconds (Bridge semantics, about ``ee_point``)."""
+    """Advance ``target`` by a constant twist for ``dt`` seconds (Bridge semantics, about ``ee_point``).
+
+    Split over several ticks, this reproduces :func:`apply_bridge_delta` exactly only when
+    ``ee_point`` moves with the commanded translation from tick to tick (``measured + linear *
+    elapsed``); a centre held fixed rotates the earlier ticks' translation too.
+    """
     tp = make_pose(np.eye(3), ee_point)
     rot = Rotation.from_rotvec(np.asarray(angular, dtype=np.float64) * dt).as_matrix()
     step = make_pose(rot, np.asarray(linear, dtype=np.float64) * dt)
@@ -263,7 +268,7 @@ class NormStats:
         a = np.asarray(a, dtype=np.float64)
         out = a.copy()
         span = np.where(self.q99 - self.q01 > 0, self.q99 - self.q01, 1.0)
-        full = 2.0 * (a - self.q01) / span - 1.0
+        full = np.where(self.q99 - self.q01 > 0, 2.0 * (a - self.q01) / span - 1.0, 0.0)
         out[..., self.mask] = full[..., self.mask]
         return out
 
