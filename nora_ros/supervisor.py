@@ -5,7 +5,8 @@ It is event-driven and ROS-free: no threads, no sleeps, no clock of its own. Who
 time ``now`` (seconds, on one clock that does not run backwards: ROS time in the node, wall or
 monotonic time in the runner). Every input returns the status events it caused, in order, and
 passes each to the listeners added with :meth:`TrialSupervisor.add_listener`, so the node can
-publish them on ``trial/status`` and the runner can print them.
+publish them on ``trial/status`` and the runner can print them. It is not thread-safe: call it
+from one thread (the node's executor, the runner's loop).
 
 States of a trial (DESIGN.md section 5, issue 4)::
 
@@ -38,11 +39,13 @@ for one). Nothing moves on a rejected input.
 from __future__ import annotations
 
 import collections
+import dataclasses
+import difflib
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from nora_ros.errors import ConfigurationError, InvalidInputError, NoraError
 from nora_ros.instruction import MAX_INSTRUCTION_CHARS, validate_instruction
@@ -87,7 +90,9 @@ class TrialStatus:
     ``trial_id`` is 0 before the first trial. ``reason`` is human-readable ("arm at start
     pose", "step limit 200 reached", "e-stop"). ``stamp`` is the ``now`` of the input that
     caused it. ``steps`` counts policy steps of the trial so far; ``queued`` is the number of
-    instructions waiting. ``result`` is set on the DONE/ABORTED event that ends a trial.
+    instructions waiting. ``start_pose`` is :attr:`SupervisorConfig.start_pose` (empty = home),
+    where the arm side moves the arm in RESETTING. ``result`` is set on the DONE/ABORTED event
+    that ends a trial.
     """
 
     trial_id: int
@@ -98,6 +103,7 @@ class TrialStatus:
     task: str = ""
     steps: int = 0
     queued: int = 0
+    start_pose: tuple[float, ...] = ()
     result: TrialResult | None = None
 
 
@@ -111,6 +117,9 @@ class SupervisorConfig:
     seconds to reach the start pose before the trial aborts. ``on_busy``: what a new
     instruction does while a trial is active, ``"reject"`` or ``"queue"``; ``max_queue``:
     instructions that may wait. ``max_instruction_chars``: longest instruction accepted.
+    ``start_pose``: where the arm goes while RESETTING, a Bridge state ``[x, y, z, roll, pitch,
+    yaw]`` of the end effector in the base frame (m, rad; zero angles = gripper pointing down),
+    or empty for the arm's home pose; every :class:`TrialStatus` carries it for the arm side.
     """
 
     max_steps: int = 200
@@ -119,6 +128,7 @@ class SupervisorConfig:
     on_busy: str = "reject"
     max_queue: int = 10
     max_instruction_chars: int = MAX_INSTRUCTION_CHARS
+    start_pose: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
@@ -136,6 +146,36 @@ class SupervisorConfig:
                 f"max_instruction_chars must be an integer in [1, 4096] (default {MAX_INSTRUCTION_CHARS}), "
                 f"got {self.max_instruction_chars!r}"
             )
+        try:
+            pose = tuple(float(v) for v in self.start_pose)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"start_pose must be 6 numbers [x, y, z, roll, pitch, yaw] or empty: {exc}"
+            ) from exc
+        if pose and (len(pose) != 6 or not all(math.isfinite(v) for v in pose)):
+            raise ConfigurationError(
+                "start_pose must be 6 finite numbers [x, y, z, roll, pitch, yaw] (m, rad), or empty for the home "
+                f"pose; got {list(self.start_pose)}"
+            )
+        object.__setattr__(self, "start_pose", pose)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> SupervisorConfig:
+        """A config from a dict (YAML, ROS parameters); unknown keys are errors with a hint."""
+        data = dict(data or {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+            raise ConfigurationError(f"unknown supervisor parameter(s) {', '.join(hints)}; known: {', '.join(names)}")
+        return cls(**data)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Plain values (a list for ``start_pose``), e.g. for YAML, ROS parameters or a config digest."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -150,6 +190,11 @@ class RunInfo:
     model_id: str = ""
     checkpoint: str = ""
     config_digest: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("model_id", "checkpoint", "config_digest"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigurationError(f"{name} must be text, got {type(getattr(self, name)).__name__}")
 
 
 @runtime_checkable
@@ -512,7 +557,16 @@ class TrialSupervisor:
                 write_error = exc
                 reason = f"{reason}; RESULT NOT SAVED: {exc}"
         status = TrialStatus(
-            trial.trial_id, trial.instruction, state, reason, now, trial.task, trial.steps, len(self._queue), result
+            trial.trial_id,
+            trial.instruction,
+            state,
+            reason,
+            now,
+            trial.task,
+            trial.steps,
+            len(self._queue),
+            self.config.start_pose,
+            result,
         )
         if write_error is not None:
             # Raised by _emit once every event of this input went out: the trial did end.
@@ -540,11 +594,17 @@ class TrialSupervisor:
     # ----------------------------------------------------------------- helpers
 
     def _status(self, reason: str, now: float) -> TrialStatus:
-        if self._trial is not None:
-            t = self._trial
-            return TrialStatus(t.trial_id, t.instruction, self._state, reason, now, t.task, t.steps, len(self._queue))
+        t = self._trial
         return TrialStatus(
-            self._last_trial_id, self._last_instruction, self._state, reason, now, self._last_task, 0, len(self._queue)
+            t.trial_id if t else self._last_trial_id,
+            t.instruction if t else self._last_instruction,
+            self._state,
+            reason,
+            now,
+            t.task if t else self._last_task,
+            t.steps if t else 0,
+            len(self._queue),
+            self.config.start_pose,
         )
 
     def _emit(self, events: list[TrialStatus]) -> list[TrialStatus]:

@@ -627,3 +627,28 @@ def test_only_partial_scores_carry_a_fraction():
         Score(ScoreKind.SUCCESS, fraction=1.0)
     with pytest.raises(InvalidInputError, match="needs a fraction"):
         Score(ScoreKind.PARTIAL)
+
+
+def test_every_status_carries_the_configured_start_pose(store):
+    pose = [0.3, 0.0, 0.15, 0.0, 0.0, 0.0]
+    sup, seen = make(store, start_pose=pose)
+    to_state(sup, S.DONE)
+    assert {e.start_pose for e in seen} == {tuple(pose)}
+    sup_home, seen_home = make(None)
+    to_state(sup_home, S.RESETTING)
+    assert seen_home[0].start_pose == (), "empty = the arm's home pose"
+
+
+@pytest.mark.parametrize("pose", [[0.3, 0.0, 0.15], [0.3, 0.0, float("nan"), 0, 0, 0], ["a", 0, 0, 0, 0, 0], 5])
+def test_a_bad_start_pose_is_refused(pose):
+    with pytest.raises(ConfigurationError, match="start_pose must be"):
+        SupervisorConfig(start_pose=pose)
+
+
+def test_config_from_a_mapping_round_trips_and_hints_at_typos():
+    config = SupervisorConfig.from_mapping({"max_steps": 50, "on_busy": "queue", "start_pose": [0.3, 0, 0.15, 0, 0, 0]})
+    assert config.max_steps == 50 and config.start_pose == (0.3, 0.0, 0.15, 0.0, 0.0, 0.0)
+    assert SupervisorConfig.from_mapping(config.to_mapping()) == config
+    assert SupervisorConfig.from_mapping(None) == SupervisorConfig()
+    with pytest.raises(ConfigurationError, match="'max_step' \\(did you mean 'max_steps'\\?\\)"):
+        SupervisorConfig.from_mapping({"max_step": 50})
