@@ -112,15 +112,15 @@ def _skew(w: np.ndarray) -> np.ndarray:
 
 
 def rotation_log(rot: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis * angle, rad) of a 3x3 rotation matrix; exact near 0 and near pi."""
+    """Rotation vector (axis * angle, rad) of a 3x3 rotation matrix; accurate near 0 and near pi."""
     cos = (rot[0, 0] + rot[1, 1] + rot[2, 2] - 1.0) * 0.5
-    cos = min(1.0, max(-1.0, cos))
-    angle = math.acos(cos)
     vee = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+    sin = 0.5 * math.sqrt(vee[0] * vee[0] + vee[1] * vee[1] + vee[2] * vee[2])
+    angle = math.atan2(sin, cos)  # atan2, not acos: acos loses half the digits near 0 and pi
     if angle < 1e-7:
         return 0.5 * vee
     if angle < math.pi - 1e-4:
-        return vee * (angle / (2.0 * math.sin(angle)))
+        return vee * (angle / (2.0 * sin))
     # Near pi the skew part vanishes: take the axis from the symmetric part.
     sym = (rot + rot.T) * 0.5 - np.eye(3) * cos
     k = int(np.argmax(np.diag(sym)))
@@ -131,9 +131,10 @@ def rotation_log(rot: np.ndarray) -> np.ndarray:
 
 
 def rotation_angle(rot: np.ndarray) -> float:
-    """Angle (rad) of a 3x3 rotation matrix."""
+    """Angle (rad) of a 3x3 rotation matrix, in [0, pi]."""
     cos = (rot[0, 0] + rot[1, 1] + rot[2, 2] - 1.0) * 0.5
-    return math.acos(min(1.0, max(-1.0, cos)))
+    s = 0.5 * math.sqrt((rot[2, 1] - rot[1, 2]) ** 2 + (rot[0, 2] - rot[2, 0]) ** 2 + (rot[1, 0] - rot[0, 1]) ** 2)
+    return math.atan2(s, cos)
 
 
 def pose_error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -291,17 +292,14 @@ class WidowXModel:
         if q.shape[-1:] != (self.n_joints,):
             raise InvalidInputError(f"{self.name} has {self.n_joints} joints, got shape {q.shape}")
         rot, trans = self._exps(q)
-        r = rot[..., 0, :, :]
-        p = trans[..., 0, :]
+        e = np.zeros(q.shape + (4, 4))
+        e[..., :3, :3] = rot
+        e[..., :3, 3] = trans
+        e[..., 3, 3] = 1.0
+        out = e[..., 0, :, :]
         for i in range(1, self.n_joints):
-            p = p + np.einsum("...ij,...j->...i", r, trans[..., i, :])
-            r = r @ rot[..., i, :, :]
-        m = self.home_pose
-        out = np.zeros(q.shape[:-1] + (4, 4))
-        out[..., :3, :3] = r @ m[:3, :3]
-        out[..., :3, 3] = p + np.einsum("...ij,j->...i", r, m[:3, 3])
-        out[..., 3, 3] = 1.0
-        return out
+            out = out @ e[..., i, :, :]
+        return out @ self.home_pose
 
     def fk_jacobian(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pose (4x4) and geometric Jacobian (6 x n) of one joint vector.
@@ -348,12 +346,12 @@ class WidowXModel:
         margin: float = 0.0,
         rotation_tolerance: float | None = None,
     ) -> IKResult:
-        """Joints that reach ``pose``, near ``seed`` (the current joints), or a failure with its reason.
+        """Joints that reach ``pose``, nearest to ``seed`` (the current joints), or a failure with its reason.
 
         ``max_joint_step`` (rad): when given, every joint stays within that distance of
         ``seed`` (the velocity limit times the step's duration: see :meth:`max_joint_step`).
         ``margin`` (rad): the solution stays ``margin`` inside every joint limit.
-        ``rotation_tolerance`` (rad): overrides the model's (``inf`` for wx250: residual
+        ``rotation_tolerance`` (rad): overrides the model's (``inf`` for wx250: the residual is
         reported, not judged). Never raises for an unreachable or non-finite pose.
         """
         target = np.asarray(pose, dtype=np.float64)
@@ -363,116 +361,256 @@ class WidowXModel:
         if q0.shape != (self.n_joints,):
             raise InvalidInputError(f"IK seed for {self.name} must have {self.n_joints} joints, got shape {q0.shape}")
         rot_tol = self.rotation_tolerance if rotation_tolerance is None else float(rotation_tolerance)
+        inf = math.inf
         if not np.all(np.isfinite(target)):
-            return IKResult(False, None, "target pose has non-finite values", math.inf, math.inf)
+            return IKResult(False, None, "target pose has non-finite values", inf, inf)
         if not np.all(np.isfinite(q0)):
-            return IKResult(False, None, "seed joints have non-finite values", math.inf, math.inf)
+            return IKResult(False, None, "seed joints have non-finite values", inf, inf)
         if not (margin >= 0.0 and math.isfinite(margin)):
-            return IKResult(False, None, f"margin must be a finite value >= 0, got {margin}", math.inf, math.inf)
+            return IKResult(False, None, f"margin must be a finite value >= 0 rad, got {margin}", inf, inf)
         lo = self.lower + margin
         hi = self.upper - margin
         if max_joint_step is not None:
             if not (max_joint_step >= 0.0):
-                return IKResult(False, None, f"max_joint_step must be >= 0, got {max_joint_step}", math.inf, math.inf)
+                return IKResult(False, None, f"max_joint_step must be >= 0 rad, got {max_joint_step}", inf, inf)
             lo = np.maximum(lo, q0 - max_joint_step)
             hi = np.minimum(hi, q0 + max_joint_step)
         if np.any(lo > hi):
             bad = [self.joint_names[i] for i in np.flatnonzero(lo > hi)]
             return IKResult(
                 False, None,
-                f"no feasible joints: {bad} cannot get within limits minus margin {margin} rad "
-                f"in one step of {max_joint_step} rad from the seed",
-                math.inf, math.inf,
+                f"no feasible joints: {bad} cannot get within the limits minus margin {margin} rad "
+                f"in one step of at most {max_joint_step} rad from the seed",
+                inf, inf,
             )
-        best: tuple[float, float, float, np.ndarray] | None = None  # (score, perr, rerr, q)
-        iterations = 0
-        seeds = self._seeds(q0, target, lo, hi)
-        for k, s in enumerate(seeds):
-            q, perr, rerr, its = self._solve(target, s, lo, hi)
-            iterations += its
-            if perr <= self.position_tolerance and rerr <= rot_tol:
-                return IKResult(True, q, "ok", perr, rerr, iterations, k + 1)
-            score = perr + 0.1 * (rerr if math.isfinite(rot_tol) else 0.0)
-            if best is None or score < best[0]:
-                best = (score, perr, rerr, q)
-        assert best is not None
-        _, perr, rerr, q = best
-        why = []
-        if perr > self.position_tolerance:
-            why.append(f"position error {perr * 1000:.2f} mm > {self.position_tolerance * 1000:.2f} mm")
-        if rerr > rot_tol:
-            why.append(f"rotation error {rerr:.4f} rad > {rot_tol:.4f} rad")
-        at_box = [self.joint_names[i] for i in range(self.n_joints) if q[i] <= lo[i] + 1e-9 or q[i] >= hi[i] - 1e-9]
-        limit = f"; joints at their limit or step bound: {at_box}" if at_box else ""
-        return IKResult(
-            False, None,
-            f"unreachable from the seed ({', '.join(why)}; {len(seeds)} seeds){limit}",
-            perr, rerr, iterations, len(seeds),
-        )
+        cands, why_none = self._branches(target, q0, lo, hi)
+        if cands:
+            # Exact branches nearest the seed first, then the seed-keeping approximations (which
+            # only pass near the wrist singularity). Each is checked by FK before it is returned.
+            order = sorted(range(len(cands)), key=lambda k: (not cands[k][1], _dist2(cands[k][0], q0)))
+            for k in order:
+                q = np.array(cands[k][0])
+                perr, rerr = pose_error(target, self.fk(q))
+                if perr <= self.position_tolerance and rerr <= rot_tol:
+                    q.setflags(write=False)
+                    return IKResult(True, q, "ok", perr, rerr, 1, len(cands))
+        # Failure: explain it with every branch, bounds ignored (only on this slow path).
+        all_cands, why = self._branches(target, q0, None, None)
+        if not all_cands:
+            return IKResult(False, None, why or why_none, inf, inf, 1, 0)
+        qs = np.array([c[0] for c in all_cands])
+        perr, rerr = self._errors(qs, target)
+        accurate = (perr <= self.position_tolerance) & (rerr <= rot_tol)
+        if not np.any(accurate):
+            k = int(np.argmin(perr + 0.1 * (rerr if math.isfinite(rot_tol) else 0.0)))
+            reason = (
+                f"no accurate solution: best has position error {perr[k] * 1000:.3f} mm "
+                f"(tolerance {self.position_tolerance * 1000:.3f} mm) and rotation error {rerr[k]:.4f} rad "
+                f"(tolerance {rot_tol:.4f} rad)"
+            )
+        else:
+            acc = np.flatnonzero(accurate)
+            k = int(acc[np.argmin(np.sum((qs[acc] - q0) ** 2, axis=1))])
+            parts = []
+            for i, name in enumerate(self.joint_names):
+                qi = qs[k, i]
+                if qi < self.lower[i] + margin or qi > self.upper[i] - margin:
+                    parts.append(f"{name} needs {qi:+.3f} rad, outside the limits minus margin "
+                                 f"[{self.lower[i] + margin:+.3f}, {self.upper[i] - margin:+.3f}]")
+                elif qi < lo[i] or qi > hi[i]:
+                    parts.append(f"{name} must move {qi - q0[i]:+.3f} rad, more than the step bound {max_joint_step:.3f} rad")
+            reason = f"reachable, but all {acc.size} solutions break a bound; the nearest: " + "; ".join(parts)
+        return IKResult(False, None, reason, float(perr[k]), float(rerr[k]), 1, len(all_cands))
 
-    def _seeds(self, q0: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
-        """The seed first, then fallbacks pulled into the feasible box (so none can jump)."""
-        waist = math.atan2(target[1, 3], target[0, 3])
-        down = np.zeros(self.n_joints)
-        down[0] = waist
-        down[self.joint_names.index("wrist_angle")] = math.pi / 2
-        aimed = q0.copy()
-        aimed[0] = waist
-        candidates = [q0, aimed, down, self.sleep_joints, self.home_joints, 0.5 * (lo + hi)]
-        seeds: list[np.ndarray] = []
-        for cand in candidates:
-            s = np.clip(cand, lo, hi)
-            if all(np.max(np.abs(s - other)) > 1e-3 for other in seeds):
-                seeds.append(s)
-        return seeds
+    def _errors(self, qs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position (m) and rotation (rad) errors of each row of ``qs`` against ``target``, one batched FK."""
+        poses = self.fk(qs)
+        perr = np.linalg.norm(poses[:, :3, 3] - target[:3, 3], axis=1)
+        rel = np.einsum("kji,jl->kil", poses[:, :3, :3], target[:3, :3])  # R_k^T R_t
+        rerr = np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1.0) * 0.5, -1.0, 1.0))
+        return perr, rerr
 
-    def _solve(self, target: np.ndarray, q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float, float, int]:
-        """Projected damped least squares from one seed: (joints, position err, rotation err, iterations)."""
-        q = q.copy()
-        p_t = target[:3, 3]
-        r_t = target[:3, :3]
-        n = self.n_joints
-        full = self.full_pose
-        length = 0.2  # m per rad: weighs rotation against translation in the 6-D error
-        eye = np.eye(n)
-        last_rot = math.inf
-        perr = rerr = math.inf
-        for it in range(1, self.max_iterations + 1):
-            pose, jac = self.fk_jacobian(q)
-            e_p = p_t - pose[:3, 3]
-            e_r = rotation_log(r_t @ pose[:3, :3].T)
-            perr = float(np.linalg.norm(e_p))
-            rerr = float(np.linalg.norm(e_r))
-            if full:
-                if perr < 0.05 * self.position_tolerance and rerr < 0.05 * min(self.rotation_tolerance, 1e-3):
-                    return q, perr, rerr, it
-                e = np.concatenate([length * e_r, e_p])
-                jw = np.vstack([length * jac[:3], jac[3:]])
-                lam = float(e @ e) + 1e-9
-                dq = np.linalg.solve(jw.T @ jw + lam * eye, jw.T @ e)
-            else:
-                # Position first; orientation in the null space of the position Jacobian.
-                jp, jr = jac[3:], jac[:3]
-                lam = float(e_p @ e_p) + 1e-9
-                jp_pinv = jp.T @ np.linalg.inv(jp @ jp.T + lam * np.eye(3))
-                dq1 = jp_pinv @ e_p
-                null = eye - jp_pinv @ jp
-                jrn = jr @ null
-                res = e_r - jr @ dq1
-                dq2 = jrn.T @ np.linalg.solve(jrn @ jrn.T + 1e-6 * np.eye(3), res)
-                dq = dq1 + null @ dq2
-                if perr < 0.05 * self.position_tolerance and (abs(last_rot - rerr) < 1e-7 or rerr < 1e-5):
-                    return q, perr, rerr, it
-                last_rot = rerr
-            big = float(np.max(np.abs(dq)))
-            if big > 0.5:
-                dq *= 0.5 / big
-            q_new = np.clip(q + dq, lo, hi)
-            if float(np.max(np.abs(q_new - q))) < 1e-12:
-                return q, perr, rerr, it  # stuck (at the box boundary)
-            q = q_new
-        pose = self.fk(q)
-        perr, rerr = pose_error(target, pose)
-        if not full:
-            rerr = rotation_angle(r_t @ pose[:3, :3].T)
-        return q, perr, rerr, self.max_iterations
+    def _branches(
+        self, target: np.ndarray, seed: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None
+    ) -> tuple[list[tuple[list[float], bool]], str]:
+        """Closed-form joint solutions of every branch: ``[(joints, exact), ...]`` and why there are none.
+
+        Branches: waist front/back, elbow up/down, and for wx250s the wrist flip plus two
+        solutions that keep one roll joint at its seed (``exact`` False: the only sensible ones
+        at or near the wrist singularity, where forearm roll and wrist rotate share an axis).
+        Valid for the geometry checked in :meth:`_geometry`: waist about z through the origin;
+        shoulder, elbow and wrist angle about y in the plane y = 0; the roll joints about x
+        through the wrist centre. With ``lo``/``hi``, a branch is dropped as soon as a joint
+        leaves that box (in a control loop the step bound leaves one branch). Scalar math on
+        purpose: numpy's per-call overhead dominates 3x3 work.
+        """
+        g = self._geometry()
+        bounded = lo is not None and hi is not None
+        lo_l = lo.tolist() if bounded else None
+        hi_l = hi.tolist() if bounded else None
+
+        def inside(i: int, v: float) -> bool:
+            return not bounded or lo_l[i] <= v <= hi_l[i]
+
+        t = target.tolist()
+        px, py, pz = t[0][3], t[1][3], t[2][3]
+        r = [row[:3] for row in t[:3]]
+        d = g["offset"]  # wrist centre -> end effector along the gripper's x axis
+        sx, sz = g["s"]
+        out: list[tuple[list[float], bool]] = []
+        why = ""
+        if g["full"]:
+            wcx, wcy, wcz = px - d * r[0][0], py - d * r[1][0], pz - d * r[2][0]
+            base = math.atan2(wcy, wcx) if math.hypot(wcx, wcy) > 1e-9 else float(seed[0])
+        else:
+            base = math.atan2(py, px) if math.hypot(px, py) > 1e-9 else float(seed[0])
+        for waist in (base, _wrap(base + math.pi)):
+            if not inside(0, waist):
+                continue
+            cw, sw = math.cos(waist), math.sin(waist)
+            # A = Rz(-waist) R_target: the target orientation in the arm's plane frame.
+            a = [
+                [cw * r[0][j] + sw * r[1][j] for j in range(3)],
+                [-sw * r[0][j] + cw * r[1][j] for j in range(3)],
+                r[2],
+            ]
+            if not g["full"]:
+                beta, gamma = _nearest_pitch_roll(a)
+                cb = math.cos(beta)
+                wcx, wcy, wcz = px - d * cw * cb, py - d * sw * cb, pz + d * math.sin(beta)
+            x = cw * wcx + sw * wcy
+            arms = _planar_two_link(x - sx, wcz - sz, g)
+            if not arms:
+                why = (f"position out of reach: the wrist centre ({wcx:.4f}, {wcy:.4f}, {wcz:.4f}) m is "
+                       f"{math.hypot(x - sx, wcz - sz):.4f} m from the shoulder axis "
+                       f"(reach {g['reach_min']:.4f}..{g['reach_max']:.4f} m)")
+                continue
+            for q1, q2 in arms:
+                if not (inside(1, q1) and inside(2, q2)):
+                    continue
+                if not g["full"]:
+                    q4, q5 = _wrap(beta - q1 - q2), _wrap(gamma)
+                    if inside(3, q4) and inside(4, q5):
+                        out.append(([waist, q1, q2, q4, q5], True))
+                    continue
+                cp, sp = math.cos(q1 + q2), math.sin(q1 + q2)
+                # rw = Ry(q1 + q2)^T A = Rx(q3) Ry(q4) Rx(q5)
+                rw = [
+                    [cp * a[0][j] - sp * a[2][j] for j in range(3)],
+                    a[1],
+                    [sp * a[0][j] + cp * a[2][j] for j in range(3)],
+                ]
+                for q3, q4, q5, exact in _xyx_solutions(rw, float(seed[3]), float(seed[5])):
+                    if inside(3, q3) and inside(4, q4) and inside(5, q5):
+                        out.append(([waist, q1, q2, q3, q4, q5], exact))
+        return out, why
+
+    def _geometry(self) -> dict:
+        """Link geometry for the closed-form IK, derived from the screw axes (cached)."""
+        c = self._consts
+        if "geometry" in c:
+            return c["geometry"]
+        idx = {n: i for i, n in enumerate(self.joint_names)}
+        w, pts = c["w"], c["point"]
+        ey, ex, ez = np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
+        expect = {"waist": ez, "shoulder": ey, "elbow": ey, "wrist_angle": ey, "wrist_rotate": ex, "forearm_roll": ex}
+        for name, i in idx.items():
+            if not np.allclose(w[i], expect[name]):
+                raise ConfigurationError(f"{self.name}: closed-form IK expects {name} about {expect[name]}, got {w[i]}")
+        s = pts[idx["shoulder"]][[0, 2]]
+        e = pts[idx["elbow"]][[0, 2]]
+        wr = pts[idx["wrist_angle"]][[0, 2]]
+        u, t = e - s, wr - e
+        l1, l2 = float(np.hypot(*u)), float(np.hypot(*t))
+        a = float(u[0] * t[0] + u[1] * t[1])
+        b = float(u[0] * t[1] - u[1] * t[0])
+        wc = np.array([wr[0], 0.0, wr[1]])
+        offset = self.home_pose[:3, 3] - wc  # wrist centre -> end effector at home
+        if not (np.allclose(self.home_pose[:3, :3], np.eye(3)) and abs(offset[1]) < 1e-12 and abs(offset[2]) < 1e-12):
+            raise ConfigurationError(f"{self.name}: closed-form IK expects the home pose M to be a pure x offset from the wrist centre")
+        g = {
+            "s": s, "u": u, "t": t, "l1": l1, "l2": l2, "k": math.hypot(a, b), "psi": math.atan2(b, a),
+            "reach_min": abs(l1 - l2), "reach_max": l1 + l2,
+            "offset": float(offset[0]),
+            "full": self.full_pose,
+        }
+        c["geometry"] = g
+        return g
+
+
+def _wrap(a: float) -> float:
+    """Angle in (-pi, pi]."""
+    a = math.fmod(a + math.pi, 2.0 * math.pi)
+    if a <= 0.0:
+        a += 2.0 * math.pi
+    return a - math.pi
+
+
+def _planar_two_link(dx: float, dz: float, g: dict) -> list[tuple[float, float]]:
+    """Shoulder and elbow angles (both elbow branches) putting the wrist centre at (dx, dz) from the shoulder.
+
+    Rotations about +y turn the (x, z) plane by ``-angle``: ``Ry(q) (x, z) = (x cos q + z sin q,
+    -x sin q + z cos q)``. The wrist centre is ``S + Ry(q1) (u + Ry(q2) t)``.
+    """
+    d2 = dx * dx + dz * dz
+    cosarg = (d2 - g["l1"] ** 2 - g["l2"] ** 2) / (2.0 * g["k"])
+    if cosarg > 1.0 + 1e-9 or cosarg < -1.0 - 1e-9:
+        return []
+    cosarg = min(1.0, max(-1.0, cosarg))
+    spread = math.acos(cosarg)
+    out = []
+    for q2 in {g["psi"] + spread, g["psi"] - spread}:
+        c, s = math.cos(q2), math.sin(q2)
+        t = g["t"]
+        vx = g["u"][0] + t[0] * c + t[1] * s
+        vz = g["u"][1] - t[0] * s + t[1] * c
+        q1 = math.atan2(vz, vx) - math.atan2(dz, dx)
+        out.append((_wrap(q1), _wrap(q2)))
+    return out
+
+
+def _dist2(a: list[float], b: np.ndarray) -> float:
+    return sum((x - y) ** 2 for x, y in zip(a, b.tolist(), strict=True))
+
+
+def _xyx_solutions(rw: list[list[float]], seed_a: float, seed_c: float) -> list[tuple[float, float, float, bool]]:
+    """(a, b, c, exact) with ``Rx(a) Ry(b) Rx(c) = rw``: both wrist branches (exact), plus the two
+    solutions that keep one roll joint at its seed (exact only if the pose allows it)."""
+    out = []
+    sb = math.hypot(rw[0][1], rw[0][2])
+    if sb > 1e-9:
+        b = math.atan2(sb, rw[0][0])
+        out.append((math.atan2(rw[1][0], -rw[2][0]), b, math.atan2(rw[0][1], rw[0][2]), True))
+        out.append((math.atan2(-rw[1][0], rw[2][0]), -b, math.atan2(-rw[0][1], -rw[0][2]), True))
+    # keep a = seed_a: Rx(a)^T rw = Ry(b) Rx(c)
+    ca, sa = math.cos(seed_a), math.sin(seed_a)
+    m11 = ca * rw[1][1] + sa * rw[2][1]
+    m12 = ca * rw[1][2] + sa * rw[2][2]
+    m20 = -sa * rw[1][0] + ca * rw[2][0]
+    out.append((_wrap(seed_a), math.atan2(-m20, rw[0][0]), math.atan2(-m12, m11), False))
+    # keep c = seed_c: rw Rx(c)^T = Rx(a) Ry(b)
+    cc, sc = math.cos(seed_c), math.sin(seed_c)
+    n11 = rw[1][1] * cc - rw[1][2] * sc
+    n21 = rw[2][1] * cc - rw[2][2] * sc
+    n02 = rw[0][1] * sc + rw[0][2] * cc
+    out.append((math.atan2(n21, n11), math.atan2(n02, rw[0][0]), _wrap(seed_c), False))
+    return out
+
+
+def _nearest_pitch_roll(a: list[list[float]]) -> tuple[float, float]:
+    """(beta, gamma) with ``Ry(beta) Rx(gamma)`` near ``a`` (wx250's reachable orientations in the waist frame).
+
+    Starts from the target's approach axis projected into the arm's plane, then alternates the
+    exact best rotation about x given beta and about y given gamma; exact when ``a`` is
+    reachable, a close (locally optimal) fit otherwise. ``ik`` reports the residual.
+    """
+    beta = math.atan2(-a[2][0], a[0][0])
+    gamma = 0.0
+    for _ in range(3):
+        cb, sb = math.cos(beta), math.sin(beta)
+        # Ry(beta)^T a ~ Rx(gamma)
+        gamma = math.atan2(sb * a[0][1] + cb * a[2][1] - a[1][2], a[1][1] + sb * a[0][2] + cb * a[2][2])
+        cg, sg = math.cos(gamma), math.sin(gamma)
+        # a Rx(gamma)^T ~ Ry(beta)
+        beta = math.atan2(a[0][1] * sg + a[0][2] * cg - a[2][0], a[0][0] + a[2][1] * sg + a[2][2] * cg)
+    return beta, gamma
