@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from scipy.stats import binomtest
@@ -177,6 +178,8 @@ def test_sigkill_in_the_middle_of_a_series_loses_no_finished_trial(tmp_path):
         [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env
     )
     reported: list[int] = []
+    watchdog = threading.Timer(60.0, child.kill)  # a hung child fails the test instead of hanging it
+    watchdog.start()
     try:
         while len(reported) < 5:
             line = child.stdout.readline()
@@ -185,6 +188,7 @@ def test_sigkill_in_the_middle_of_a_series_loses_no_finished_trial(tmp_path):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
+        watchdog.cancel()
     reported += [int(x) for x in child.stdout.read().split()]  # anything printed before the kill
     child.stdout.close()
     assert child.returncode == -signal.SIGKILL
