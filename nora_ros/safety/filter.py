@@ -37,12 +37,23 @@ import numpy as np
 from nora_ros.actions import EndEffectorCommand
 from nora_ros.errors import InvalidInputError
 from nora_ros.kinematics import WidowXModel
+from nora_ros.safety.analytic_ik import SphericalWristIK
 from nora_ros.safety.config import SafetyConfig
-from nora_ros.safety.geometry import bridge_euler, norm3, rotvec_matrix
+from nora_ros.safety.geometry import (
+    IDENTITY,
+    add3,
+    bridge_euler,
+    dot3,
+    matmul3,
+    matvec3,
+    norm3,
+    rotvec_matrix,
+    scale3,
+    sub3,
+)
 from nora_ros.safety.status import Limit, SafetyResult, SafetyStatus
 
-_ZERO3 = np.zeros(3)
-_ZERO3.setflags(write=False)
+_ZERO3 = (0.0, 0.0, 0.0)
 _ORIENTATION_BISECTIONS = 12
 """Bisection steps when a rotation would leave the orientation bounds: 1/4096 of the step."""
 
@@ -67,6 +78,7 @@ class SafetyFilter:
         self._last_stamp = -math.inf
         self._obs_stamp = -math.inf
         self._max_joint_step = model.max_joint_step(self.config.tick_period)
+        self._fast_ik = SphericalWristIK.for_model(model)
         self._clear_motion()
 
     # ------------------------------------------------------------------ operator controls
@@ -196,16 +208,18 @@ class SafetyFilter:
         cfg = self.config
         dt = cfg.tick_period
         target = self._target
-        p_t = target[:3, 3]
-        r_t = target[:3, :3]
-        p_m = np.asarray(state.ee_pose, dtype=np.float64)[:3, 3]
+        t = target.tolist()
+        r_t = (tuple(t[0][:3]), tuple(t[1][:3]), tuple(t[2][:3]))
+        p_t = (t[0][3], t[1][3], t[2][3])
+        pm = np.asarray(state.ee_pose)
+        p_m = (float(pm[0, 3]), float(pm[1, 3]), float(pm[2, 3]))
 
         # rotation
-        w = np.array(cmd.angular, dtype=np.float64)
+        w = tuple(cmd.angular.tolist())
         n = norm3(w)
         if n > cfg.max_angular_speed:
             acted.append((Limit.ANGULAR_SPEED, f"requested {n:.4g} rad/s, limit {cfg.max_angular_speed} rad/s"))
-            w = w * (cfg.max_angular_speed / n)
+            w = scale3(w, cfg.max_angular_speed / n)
         w, detail = _limit_accel(w, self._w_prev, cfg.max_angular_accel * dt)
         if detail:
             acted.append((Limit.ANGULAR_ACCEL, f"{detail} rad/s in one tick, limit {cfg.max_angular_accel * dt:.4g}"))
@@ -213,19 +227,18 @@ class SafetyFilter:
         remaining = cfg.open_loop_rotation - self._ol_rotation
         angle = norm3(w) * dt
         if angle > remaining:
-            w = w * (max(remaining, 0.0) / angle)
+            w = scale3(w, max(remaining, 0.0) / angle)
             budget_detail.append(f"rotation {self._ol_rotation + angle:.4g} rad on one observation would exceed "
                                  f"{cfg.open_loop_rotation} rad")
-        rot_step = rotvec_matrix(w * dt)
-        r_new = rot_step @ r_t
-        if norm3(w) > 0.0:
+        rot_step = rotvec_matrix(scale3(w, dt))
+        r_new = matmul3(rot_step, r_t)
+        if rot_step is not IDENTITY:
             before = self._orientation_excess(r_t)
-            excess = self._orientation_excess(r_new)
-            if excess > before + 1e-12:
+            if self._orientation_excess(r_new) > before + 1e-12:
                 lo, hi = 0.0, 1.0
                 for _ in range(_ORIENTATION_BISECTIONS):
                     mid = 0.5 * (lo + hi)
-                    if self._orientation_excess(rotvec_matrix(w * (mid * dt)) @ r_t) > before + 1e-12:
+                    if self._orientation_excess(matmul3(rotvec_matrix(scale3(w, mid * dt)), r_t)) > before + 1e-12:
                         hi = mid
                     else:
                         lo = mid
@@ -233,80 +246,88 @@ class SafetyFilter:
                 acted.append((Limit.ORIENTATION, "target (roll, pitch, yaw) "
                               f"({rpy[0]:.3f}, {rpy[1]:.3f}, {rpy[2]:.3f}) rad would leave bounds "
                               f"{cfg.orientation_lower}..{cfg.orientation_upper}; rotation scaled by {lo:.3f}"))
-                w = w * lo
-                rot_step = rotvec_matrix(w * dt)
-                r_new = rot_step @ r_t
+                w = scale3(w, lo)
+                rot_step = rotvec_matrix(scale3(w, dt))
+                r_new = matmul3(rot_step, r_t)
 
         # translation of the target point: commanded + the swing of rotating about the measured point
-        lever = p_t - p_m
-        swing = rot_step @ lever - lever
-        d = np.asarray(cmd.linear, dtype=np.float64) * dt + swing
+        lever = sub3(p_t, p_m)
+        swing = sub3(matvec3(rot_step, lever), lever)
+        d = add3(scale3(tuple(cmd.linear.tolist()), dt), swing)
         n = norm3(d)
         if n > cfg.max_step_translation:
             acted.append((Limit.LINEAR_SPEED, f"requested {n / dt:.4g} m/s, limit {cfg.max_linear_speed} m/s"))
-            d = d * (cfg.max_step_translation / n)
-        v, detail = _limit_accel(d / dt, self._v_prev, cfg.max_linear_accel * dt)
+            d = scale3(d, cfg.max_step_translation / n)
+        v, detail = _limit_accel(scale3(d, 1.0 / dt), self._v_prev, cfg.max_linear_accel * dt)
         if detail:
             acted.append((Limit.LINEAR_ACCEL, f"{detail} m/s in one tick, limit {cfg.max_linear_accel * dt:.4g}"))
-        d = v * dt
+        d = scale3(v, dt)
         remaining = cfg.open_loop_translation - self._ol_translation
         n = norm3(d)
         if n > remaining:
-            d = d * (max(remaining, 0.0) / n)
+            d = scale3(d, max(remaining, 0.0) / n)
             budget_detail.append(f"translation {self._ol_translation + n:.4g} m on one observation would exceed "
                                  f"{cfg.open_loop_translation} m")
         if budget_detail:
             acted.append((Limit.OPEN_LOOP_BUDGET, "; ".join(budget_detail) + "; waiting for a newer camera observation"))
-        p_new = p_t + d
+        p_new = list(add3(p_t, d))
         lower = (cfg.workspace_lower[0], cfg.workspace_lower[1], cfg.floor_z)
         for axis in range(3):
             lo = min(lower[axis], p_t[axis])
             hi = max(cfg.workspace_upper[axis], p_t[axis])
-            if p_new[axis] < lo or p_new[axis] > hi:
-                want = p_new[axis]
+            want = p_new[axis]
+            if want < lo or want > hi:
                 p_new[axis] = lo if want < lo else hi
                 if axis == 2 and want < lo and cfg.floor_z > cfg.workspace_lower[2]:
                     acted.append((Limit.FLOOR, f"target z {want:.4f} m below the floor {cfg.floor_z:.4f} m "
                                   f"(table_z {cfg.table_z} + floor_margin {cfg.floor_margin}); stopped at the floor"))
                 else:
                     side = "below" if want < lo else "above"
-                    bound = lo if want < lo else hi
                     acted.append((Limit.WORKSPACE, f"target {'xyz'[axis]} {want:.4f} m {side} the workspace bound "
-                                  f"{bound:.4f} m; clipped"))
-        d = p_new - p_t
+                                  f"{p_new[axis]:.4f} m; clipped"))
+        d = sub3(p_new, p_t)
 
-        moved = norm3(d) > 0.0 or norm3(w) > 0.0
-        if not moved:
+        if norm3(d) == 0.0 and rot_step is IDENTITY:
             self._clear_rates()
             return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
-        new_pose = np.eye(4)
-        new_pose[:3, :3] = r_new
-        new_pose[:3, 3] = p_new
-        seed = state.joints if self._enabled else self._target_joints
-        ik = self.model.ik(new_pose, np.asarray(seed, dtype=np.float64), max_joint_step=self._max_joint_step,
-                           margin=self.config.joint_margin)
-        if not ik.success:
-            self._clear_rates()
-            acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
-                                            f"{self._max_joint_step:.3f} rad per tick: {ik.reason}; target held"))
-            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
-        q = np.asarray(ik.joints, dtype=np.float64)
-        if not self.model.within_limits(q, cfg.joint_margin):
-            self._clear_rates()
-            acted.append((Limit.JOINT_LIMIT, "IK answer outside limits minus margin: "
-                          + "; ".join(self.model.limit_violations(q, cfg.joint_margin))))
-            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
-        if not self.model.full_pose:
-            # A 5-joint arm cannot reach every orientation: the target is what it does reach.
-            new_pose[:3, :3] = self.model.fk(q)[:3, :3]
+        new_pose = np.array([[*r_new[0], p_new[0]], [*r_new[1], p_new[1]], [*r_new[2], p_new[2]], [0.0, 0.0, 0.0, 1.0]])
+        seed = np.asarray(state.joints if self._enabled else self._target_joints, dtype=np.float64)
+        q = None
+        reason = "singular"
+        if self._fast_ik is not None:
+            q, reason = self._fast_ik.solve(new_pose, seed, self._max_joint_step, cfg.joint_margin)
+            if q is None and not reason.startswith("singular"):
+                self._clear_rates()
+                if "joint limits" in reason:
+                    acted.append((Limit.JOINT_LIMIT, f"{reason}; target held"))
+                if "joint limits" not in reason or "joint step" in reason:
+                    acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
+                                                    f"{self._max_joint_step:.3f} rad per tick: {reason}; target held"))
+                return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+        if q is None:
+            ik = self.model.ik(new_pose, seed, max_joint_step=self._max_joint_step, margin=cfg.joint_margin)
+            if not ik.success:
+                self._clear_rates()
+                acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
+                                                f"{self._max_joint_step:.3f} rad per tick: {ik.reason}; target held"))
+                return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+            q = np.asarray(ik.joints, dtype=np.float64)
+            if not self.model.within_limits(q, cfg.joint_margin):
+                self._clear_rates()
+                acted.append((Limit.JOINT_LIMIT, "IK answer outside limits minus margin: "
+                              + "; ".join(self.model.limit_violations(q, cfg.joint_margin))))
+                return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+            if not self.model.full_pose:
+                # A 5-joint arm cannot reach every orientation: the target is what it does reach.
+                new_pose[:3, :3] = self.model.fk(q)[:3, :3]
         # commit
         self._target = new_pose
         self._target_joints = q
-        self._v_prev = d / dt
+        self._v_prev = scale3(d, 1.0 / dt)
         self._w_prev = w
         self._ol_translation += norm3(d)
         self._ol_rotation += norm3(w) * dt
-        executed = _command((d - swing) / dt, w, cmd)
+        executed = _command(scale3(sub3(d, swing), 1.0 / dt), w, cmd)
         return new_pose.copy(), q.copy(), executed
 
     def _orientation_excess(self, rot: np.ndarray) -> float:
@@ -352,8 +373,8 @@ class SafetyFilter:
         if joints.shape != (n,) or pose.shape != (4, 4):
             return Limit.STALE_STATE, (f"arm state has joints {joints.shape} and pose {pose.shape}; "
                                        f"{self.model.name} needs ({n},) and (4, 4)")
-        if not (np.all(np.isfinite(joints)) and np.all(np.isfinite(pose)) and math.isfinite(stamp)
-                and math.isfinite(gripper)):
+        if not (all(math.isfinite(v) for v in joints.tolist()) and all(math.isfinite(v) for v in pose.ravel().tolist())
+                and math.isfinite(stamp) and math.isfinite(gripper)):
             return Limit.NON_FINITE, "arm state has non-finite values (joints, pose, gripper or stamp)"
         if now is not None and now - stamp > self.config.max_state_age:
             return Limit.STALE_STATE, (f"arm state is {now - stamp:.3f} s old (max_state_age "
@@ -363,8 +384,8 @@ class SafetyFilter:
     def _check_command(self, cmd: EndEffectorCommand, now: float) -> tuple[Limit, str] | None:
         cfg = self.config
         for name, values in (("linear", cmd.linear), ("angular", cmd.angular)):
-            if not np.all(np.isfinite(values)):
-                return Limit.NON_FINITE, f"command {name} velocity {np.asarray(values).tolist()} is not finite; held"
+            if not all(math.isfinite(v) for v in values.tolist()):
+                return Limit.NON_FINITE, f"command {name} velocity {values.tolist()} is not finite; held"
         for name in ("gripper", "stamp", "observation_stamp"):
             value = float(getattr(cmd, name))
             if not math.isfinite(value):
@@ -409,8 +430,8 @@ class SafetyFilter:
         self._clear_rates()
 
     def _clear_rates(self) -> None:
-        self._v_prev = _ZERO3
-        self._w_prev = _ZERO3
+        self._v_prev: tuple[float, float, float] = _ZERO3
+        self._w_prev: tuple[float, float, float] = _ZERO3
 
     def _hold(self, state, acted: list) -> SafetyResult:
         if self._target is not None:
@@ -447,21 +468,21 @@ class SafetyFilter:
         return SafetyResult(pose, joints, gripper, executed, status)
 
 
-def _limit_accel(v: np.ndarray, v_prev: np.ndarray, max_dv: float) -> tuple[np.ndarray, str]:
+def _limit_accel(v, v_prev, max_dv: float) -> tuple:
     """Limit the change from ``v_prev`` to ``v`` to ``max_dv``; braking along ``v_prev`` is free.
 
     The reference is the point of the segment [0, v_prev] nearest ``v`` (any slower speed in
     the current direction), so only speeding up, turning and reversing are limited.
     Returns the limited velocity and a detail ("" when the limit did not act).
     """
-    pp = float(v_prev @ v_prev)
-    s = 0.0 if pp == 0.0 else min(1.0, max(0.0, float(v @ v_prev) / pp))
-    ref = v_prev * s
-    dv = v - ref
+    pp = dot3(v_prev, v_prev)
+    s = 0.0 if pp == 0.0 else min(1.0, max(0.0, dot3(v, v_prev) / pp))
+    ref = scale3(v_prev, s)
+    dv = sub3(v, ref)
     n = norm3(dv)
     if n <= max_dv:
         return v, ""
-    return ref + dv * (max_dv / n), f"velocity change {n:.4g}"
+    return add3(ref, scale3(dv, max_dv / n)), f"velocity change {n:.4g}"
 
 
 def _command(linear: np.ndarray, angular: np.ndarray, src: EndEffectorCommand) -> EndEffectorCommand:
