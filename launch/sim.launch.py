@@ -1,0 +1,95 @@
+"""NORA closed-loop in the MuJoCo simulator over ROS 2: no robot, no Interbotix packages.
+
+    ros2 launch nora_ros sim.launch.py model:=declare-lab/nora
+    ros2 topic pub --once /nora/instruction std_msgs/msg/String "{data: 'put carrot in pot'}"
+
+The sim node owns the MuJoCo world: it publishes camera/image_raw and joint_states and takes
+the arm's joint commands on sim/joint_command (trajectory_msgs/JointTrajectory) and the gripper
+on sim/gripper_command (std_msgs/Float64). The policy, safety and supervisor nodes run exactly
+as on the robot; only the safety node's arm points at the sim node (arm_backend "topic")
+instead of the Interbotix driver. The sim node scores each trial from the physics state when
+auto_score is on, so an instruction runs a trial that ends with a TrialResult.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    model = LaunchConfiguration("model")
+    task = LaunchConfiguration("task")
+    seed = LaunchConfiguration("seed")
+    dry_run = LaunchConfiguration("dry_run")
+    params_file = LaunchConfiguration("params_file")
+    results_file = LaunchConfiguration("results_file")
+    namespace = LaunchConfiguration("namespace")
+    log_level = LaunchConfiguration("log_level")
+
+    arguments = [
+        DeclareLaunchArgument(
+            "model", default_value="declare-lab/nora",
+            description="Policy checkpoint: a local folder or hub ID, or replay:EPISODE.npz to replay "
+                        "a recorded episode's actions."),
+        DeclareLaunchArgument(
+            "task", default_value="carrot_in_pot",
+            description="Simulated task (scene objects and success check), a name from nora_ros.sim.tasks."),
+        DeclareLaunchArgument(
+            "seed", default_value="0",
+            description="Random seed of the object layout; trial N uses seed + N."),
+        DeclareLaunchArgument(
+            "dry_run", default_value="false", choices=["true", "false"],
+            description="true: the safety node computes and reports everything but never moves the simulated arm."),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([FindPackageShare("nora_ros"), "config", "sim.yaml"]),
+            description="YAML with every node's parameters, keyed by node name."),
+        DeclareLaunchArgument(
+            "results_file", default_value="nora_sim_results.jsonl",
+            description="JSONL file the supervisor appends one line per finished trial to."),
+        DeclareLaunchArgument(
+            "namespace", default_value="nora",
+            description="Namespace of the nodes and topics (/nora/instruction, /nora/cmd, ...)."),
+        DeclareLaunchArgument(
+            "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
+            description="Log level of the nodes."),
+    ]
+
+    ros_args = ["--log-level", log_level]
+    nodes = GroupAction([
+        PushRosNamespace(namespace),
+        Node(
+            package="nora_ros", executable="sim_node", name="sim_node", output="screen",
+            parameters=[params_file, {
+                "task": ParameterValue(task, value_type=str),
+                "seed": ParameterValue(seed, value_type=int),
+            }],
+            ros_arguments=ros_args,
+        ),
+        Node(
+            package="nora_ros", executable="policy_node", name="policy_node", output="screen",
+            parameters=[params_file, {"model": ParameterValue(model, value_type=str)}],
+            ros_arguments=ros_args,
+        ),
+        Node(
+            package="nora_ros", executable="safety_node", name="safety_node", output="screen",
+            parameters=[params_file, {
+                "arm_backend": "topic",
+                "dry_run": ParameterValue(dry_run, value_type=bool),
+            }],
+            ros_arguments=ros_args,
+        ),
+        Node(
+            package="nora_ros", executable="supervisor_node", name="supervisor_node", output="screen",
+            parameters=[params_file, {
+                "results_file": ParameterValue(results_file, value_type=str),
+                "model_id": ParameterValue(model, value_type=str),
+            }],
+            ros_arguments=ros_args,
+        ),
+    ])
+
+    return LaunchDescription(arguments + [nodes])

@@ -1,0 +1,136 @@
+"""Bring up NORA on a WidowX: camera, policy, safety and supervisor nodes, and the xs driver.
+
+    ros2 launch nora_ros widowx.launch.py robot_model:=wx250s camera_source:=device:0
+
+Every node reads its parameters from one YAML keyed by node name (params_file, default
+config/widowx.yaml); the arguments below override the few that change per session. Types are
+converted here (ParameterValue), not in the nodes. Interbotix's xsarm_control.launch.py is
+included unless driver:=false (when the driver already runs); use_sim:=true runs Interbotix's
+own simulated driver (xs_sdk_sim) instead of the motors, with the same topics and services.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
+from launch.conditions import IfCondition
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    robot_model = LaunchConfiguration("robot_model")
+    robot_name = LaunchConfiguration("robot_name")
+    use_sim = LaunchConfiguration("use_sim")
+    driver = LaunchConfiguration("driver")
+    use_rviz = LaunchConfiguration("use_rviz")
+    camera = LaunchConfiguration("camera")
+    camera_source = LaunchConfiguration("camera_source")
+    image_topic = LaunchConfiguration("image_topic")
+    model = LaunchConfiguration("model")
+    dry_run = LaunchConfiguration("dry_run")
+    params_file = LaunchConfiguration("params_file")
+    results_file = LaunchConfiguration("results_file")
+    namespace = LaunchConfiguration("namespace")
+    log_level = LaunchConfiguration("log_level")
+
+    arguments = [
+        DeclareLaunchArgument(
+            "robot_model", default_value="wx250s", choices=["wx250s", "wx250"],
+            description="Interbotix arm model: wx250s (6 joints) or wx250 (5 joints)."),
+        DeclareLaunchArgument(
+            "robot_name", default_value=robot_model,
+            description="Namespace of the xs driver (its topics are /<robot_name>/...); defaults to robot_model."),
+        DeclareLaunchArgument(
+            "use_sim", default_value="false", choices=["true", "false"],
+            description="true: Interbotix's simulated driver (xs_sdk_sim) instead of the motors; same topics."),
+        DeclareLaunchArgument(
+            "driver", default_value="true", choices=["true", "false"],
+            description="true: include interbotix_xsarm_control's xsarm_control.launch.py; "
+                        "false: the driver is already running."),
+        DeclareLaunchArgument(
+            "use_rviz", default_value="false", choices=["true", "false"],
+            description="Passed to xsarm_control.launch.py: show the arm in RViz."),
+        DeclareLaunchArgument(
+            "camera", default_value="true", choices=["true", "false"],
+            description="true: run our camera_node; false: another driver publishes the image (see image_topic)."),
+        DeclareLaunchArgument(
+            "camera_source", default_value="device:0",
+            description="camera_node source: device:N or /dev/videoN (a camera), video:PATH, folder:PATH."),
+        DeclareLaunchArgument(
+            "image_topic", default_value="camera/image_raw",
+            description="Image topic the policy reads (relative names are under the namespace); "
+                        "point it at another driver's topic when camera:=false."),
+        DeclareLaunchArgument(
+            "model", default_value="declare-lab/nora",
+            description="Policy checkpoint: a local folder or hub ID (declare-lab/nora, declare-lab/nora-long, "
+                        "fine-tuned ones), or replay:EPISODE.npz to replay a recorded episode."),
+        DeclareLaunchArgument(
+            "dry_run", default_value="false", choices=["true", "false"],
+            description="true: the safety node computes and reports everything but never moves the arm "
+                        "(safety/enable cannot turn actuation on)."),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([FindPackageShare("nora_ros"), "config", "widowx.yaml"]),
+            description="YAML with every node's parameters, keyed by node name."),
+        DeclareLaunchArgument(
+            "results_file", default_value="nora_results.jsonl",
+            description="JSONL file the supervisor appends one line per finished trial to (numbering continues)."),
+        DeclareLaunchArgument(
+            "namespace", default_value="nora",
+            description="Namespace of the NORA nodes and topics (/nora/instruction, /nora/cmd, ...)."),
+        DeclareLaunchArgument(
+            "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
+            description="Log level of the NORA nodes."),
+    ]
+
+    interbotix_driver = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(
+            PathJoinSubstitution([FindPackageShare("interbotix_xsarm_control"), "launch", "xsarm_control.launch.py"])
+        ),
+        launch_arguments={
+            "robot_model": robot_model,
+            "robot_name": robot_name,
+            "use_sim": use_sim,
+            "use_rviz": use_rviz,
+        }.items(),
+        condition=IfCondition(driver),
+    )
+
+    ros_args = ["--log-level", log_level]
+    nora_nodes = GroupAction([
+        PushRosNamespace(namespace),
+        Node(
+            package="nora_ros", executable="camera_node", name="camera_node", output="screen",
+            condition=IfCondition(camera),
+            parameters=[params_file, {"source": ParameterValue(camera_source, value_type=str)}],
+            ros_arguments=ros_args,
+        ),
+        Node(
+            package="nora_ros", executable="policy_node", name="policy_node", output="screen",
+            parameters=[params_file, {"model": ParameterValue(model, value_type=str)}],
+            remappings=[("camera/image_raw", image_topic)],
+            ros_arguments=ros_args,
+        ),
+        Node(
+            package="nora_ros", executable="safety_node", name="safety_node", output="screen",
+            parameters=[params_file, {
+                "robot_model": ParameterValue(robot_model, value_type=str),
+                "robot_name": ParameterValue(robot_name, value_type=str),
+                "arm_backend": "interbotix",
+                "dry_run": ParameterValue(dry_run, value_type=bool),
+            }],
+            ros_arguments=ros_args,
+        ),
+        Node(
+            package="nora_ros", executable="supervisor_node", name="supervisor_node", output="screen",
+            parameters=[params_file, {
+                "results_file": ParameterValue(results_file, value_type=str),
+                "model_id": ParameterValue(model, value_type=str),
+            }],
+            ros_arguments=ros_args,
+        ),
+    ])
+
+    return LaunchDescription(arguments + [interbotix_driver, nora_nodes])
