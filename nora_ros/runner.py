@@ -1,0 +1,371 @@
+"""The closed loop without ROS: camera -> policy -> scheduler -> safety -> arm -> supervisor.
+
+Same timing semantics as the nodes (DESIGN.md section 4): frames arrive at the camera rate,
+inference runs in a worker (:mod:`nora_ros.inference`) that the control tick polls, the tick
+runs at ``control_rate_hz`` and never waits for inference, and when no valid action is due the
+arm is sent a hold, never a stale action. Every command passes the safety filter
+(:class:`~nora_ros.safety.SafeArm`) on its way to the arm.
+
+:class:`ControlLoop` is one tick of that pipeline and is reused by the benchmarks; the
+functions below run whole trials in the simulator under the :class:`TrialSupervisor`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from nora_ros.actions import EndEffectorCommand
+from nora_ros.arm import ArmState
+from nora_ros.camera import Frame
+from nora_ros.errors import ConfigurationError
+from nora_ros.inference import InferenceOutcome, ThreadedInference, VirtualInference
+from nora_ros.safety import SafeArm, SafetyResult
+from nora_ros.scheduler import ActionScheduler, SchedulerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Timing of the closed loop (the policy node reads the same names from its parameters).
+
+    control_rate_hz: control ticks per second (commands to the safety filter and the arm).
+    camera_rate_hz: frames per second taken from the camera.
+    max_image_age: seconds; a frame older than this is not given to the policy (stale camera).
+    execute_steps / max_chunk_age: chunk execution, see :class:`SchedulerConfig`.
+    max_policy_failures: consecutive failed inferences (decode errors, crashes) after which
+        the trial is ended as a fault instead of holding forever.
+    """
+
+    control_rate_hz: float = 10.0
+    camera_rate_hz: float = 5.0
+    max_image_age: float = 0.5
+    execute_steps: int = 1
+    max_chunk_age: float = 1.0
+    max_policy_failures: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("control_rate_hz", "camera_rate_hz", "max_image_age"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigurationError(f"{name} must be a positive number, got {v!r}")
+        if self.max_policy_failures < 1:
+            raise ConfigurationError(f"max_policy_failures must be >= 1, got {self.max_policy_failures}")
+        SchedulerConfig(self.execute_steps, self.max_chunk_age)  # validates those two
+
+    @property
+    def tick_period(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def scheduler(self) -> SchedulerConfig:
+        return SchedulerConfig(self.execute_steps, self.max_chunk_age)
+
+
+class FrameSource(Protocol):
+    """Where frames come from (the simulator's camera, a video, a device)."""
+
+    def capture(self, now: float) -> Frame:
+        """A frame taken at ``now``."""
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """What happened on one control tick, for plots, logs and recordings."""
+
+    now: float
+    state: ArmState
+    commanded: EndEffectorCommand | None
+    hold_reason: str
+    result: SafetyResult
+    new_step: bool
+    outcome: InferenceOutcome | None
+    frame: Frame | None
+
+
+class ControlLoop:
+    """One control tick of the pipeline; owns the scheduler and the link to the worker.
+
+    Not thread-safe: the caller's loop (or the node's timer) calls :meth:`tick` at a fixed
+    rate with the current time on the arm's clock.
+    """
+
+    def __init__(self, camera: FrameSource, worker: ThreadedInference | VirtualInference, safe_arm: SafeArm,
+                 config: LoopConfig | None = None):
+        self.config = config or LoopConfig()
+        self.camera = camera
+        self.worker = worker
+        self.safe_arm = safe_arm
+        self.scheduler = ActionScheduler(self.config.scheduler)
+        self.instruction = ""
+        self.failures = 0
+        self.last_error = ""
+        self.expected_latency = 0.0
+        self._frame: Frame | None = None
+        self._next_frame = -math.inf
+        self._last_submitted = -math.inf
+        self._last_action: tuple[int, int] | None = None
+
+    def begin(self, instruction: str) -> None:
+        """Start a trial: the policy forgets the last one, the target is where the arm is."""
+        self.instruction = instruction
+        self.worker.policy.reset(instruction)
+        self.scheduler.clear()
+        self.failures = 0
+        self.last_error = ""
+        self._last_action = None
+        self.safe_arm.reanchor()
+
+    def end(self) -> None:
+        """Stop using chunks (the trial is over); the next tick holds."""
+        self.scheduler.clear()
+
+    def tick(self, now: float, policy_enabled: bool) -> TickRecord:
+        """Run one control tick at ``now``."""
+        frame = None
+        if now >= self._next_frame:
+            frame = self._frame = self.camera.capture(now)
+            self._next_frame = max(self._next_frame + 1.0 / self.config.camera_rate_hz, now)
+        if policy_enabled:
+            self._maybe_submit(now)
+        outcome = self.worker.poll(now)
+        if outcome is not None:
+            self._take(outcome)
+        if policy_enabled:
+            scheduled = self.scheduler.command_at(now)
+            cmd, reason = scheduled.command, scheduled.reason
+        else:
+            self.scheduler.clear()
+            cmd, reason = None, "policy not enabled"
+        state = self.safe_arm.arm.state()
+        result = self.safe_arm.tick(cmd, now)
+        new_step = False
+        if cmd is not None and (cmd.chunk_id, cmd.index) != self._last_action:
+            self._last_action = (cmd.chunk_id, cmd.index)
+            new_step = True
+        return TickRecord(now, state, cmd, reason, result, new_step, outcome, frame)
+
+    @property
+    def policy_failed(self) -> bool:
+        """Too many consecutive failed inferences: the trial should end as a fault."""
+        return self.failures >= self.config.max_policy_failures
+
+    def _maybe_submit(self, now: float) -> None:
+        frame = self._frame
+        if frame is None or self.worker.busy or frame.stamp <= self._last_submitted:
+            return
+        if now - frame.stamp > self.config.max_image_age:
+            self.last_error = f"camera frame is {now - frame.stamp:.3f} s old (max_image_age {self.config.max_image_age} s)"
+            return
+        # Ask one tick early so the next chunk is ready as the current one ends.
+        if self.scheduler.wants_observation(now, self.expected_latency + self.config.tick_period):
+            if self.worker.submit(frame, self.instruction, now):
+                self._last_submitted = frame.stamp
+
+    def _take(self, outcome: InferenceOutcome) -> None:
+        self.expected_latency = outcome.latency if self.expected_latency == 0 else (
+            0.8 * self.expected_latency + 0.2 * outcome.latency)
+        if outcome.chunk is not None:
+            self.failures = 0
+            self.scheduler.offer(outcome.chunk)
+        else:
+            self.failures += 1
+            self.last_error = outcome.error
+
+
+# --------------------------------------------------------------------------- simulated trials
+
+
+class SimCamera:
+    """The simulator's camera as a :class:`FrameSource` (``render=False``: ground truth only)."""
+
+    def __init__(self, world, render: bool = True):
+        self.world = world
+        self.render = render
+
+    def capture(self, now: float) -> Frame:
+        return self.world.observation(render=self.render)
+
+
+@dataclass
+class TrialLog:
+    """Per-trial record kept by :func:`run_sim_trials` (ticks for plots, frames for a video)."""
+
+    trial_id: int
+    instruction: str
+    ticks: list[TickRecord] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+    outcome: str = ""
+    limits: collections.Counter = field(default_factory=collections.Counter)
+    wall_s: float = 0.0
+
+    @property
+    def sim_s(self) -> float:
+        """Sim seconds from the first to the last tick."""
+        return self.ticks[-1].now - self.ticks[0].now if self.ticks else 0.0
+
+
+Pacer = Callable[[float], None]
+"""Called with the sim time after each tick; real-time runs sleep until that time has passed."""
+
+
+def run_sim_trial(world, arm, loop: ControlLoop, supervisor, instruction: str, seed: int,
+                  pacer: Pacer | None = None, keep_frames: bool = False,
+                  on_tick: Callable[[TickRecord], None] | None = None) -> TrialLog:
+    """Run one trial in the simulator under ``supervisor`` and score it with the sim check.
+
+    The trial ends early when the task succeeds, at the supervisor's step or time limit, when
+    the policy fails repeatedly (a fault), or on an e-stop.
+    """
+    import time
+
+    from nora_ros.supervisor import TrialState
+
+    t_wall = time.perf_counter()
+    world.reset(seed=seed)
+    now = world.time
+    supervisor.submit_instruction(instruction, now)
+    log_ = TrialLog(trial_id=supervisor.trial_id, instruction=instruction)
+    # The sim reset put the arm at the start pose with the gripper open: report it.
+    supervisor.arm_at_start(now)
+    loop.begin(instruction)
+    dt = loop.config.tick_period
+    success = None
+    while supervisor.state is TrialState.RUNNING:
+        now = world.time
+        rec = loop.tick(now, supervisor.policy_enabled)
+        log_.ticks.append(rec)
+        if keep_frames and rec.frame is not None and rec.frame.image.shape[0] > 1:
+            log_.frames.append(rec.frame)
+        for lim in rec.result.status.limits:
+            log_.limits[lim.value] += 1
+        if on_tick is not None:
+            on_tick(rec)
+        if rec.new_step:
+            supervisor.step(now)
+        if loop.policy_failed:
+            supervisor.fault(f"policy failed {loop.failures} times in a row: {loop.last_error}", now)
+            break
+        if rec.result.status.estopped:
+            supervisor.estop(now, rec.result.status.estop_reason or "e-stop")
+            break
+        world.step(dt)
+        if pacer is not None:
+            pacer(world.time)
+        outcome = world.success()
+        if outcome.success:
+            success = outcome
+            supervisor.stop(world.time, f"task success: {outcome.reason}")
+            break
+        supervisor.tick(world.time)
+    loop.end()
+    arm.hold()
+    now = world.time
+    for name, count in sorted(log_.limits.items()):
+        supervisor.safety_event(f"{name} acted on {count} ticks", now)
+    if supervisor.state is TrialState.AWAITING_SCORE:
+        outcome = success or world.success()
+        kind = "success" if outcome.success else "failure"
+        supervisor.score(f"{kind} sim check: {outcome.reason}", now)
+        log_.outcome = f"{kind}: {outcome.reason}"
+    else:
+        log_.outcome = f"{supervisor.state.value}"
+    log_.wall_s = time.perf_counter() - t_wall
+    return log_
+
+
+def realtime_pacer(start_sim: float = 0.0) -> Pacer:
+    """A pacer that keeps sim time in step with the wall clock (sleeps when ahead)."""
+    from nora_ros.clock import MonotonicClock
+
+    clock = MonotonicClock()
+    origin: list[float] = []
+
+    def pace(sim_time: float) -> None:
+        if not origin:
+            origin.append(clock.now() - (sim_time - start_sim))
+        clock.sleep_until(origin[0] + (sim_time - start_sim))
+
+    return pace
+
+
+def executed_path(ticks: list[TickRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(times, policy commands integrated, safety-filter targets, measured EE positions), the
+    series for a commanded-vs-executed plot. The integration of the policy's commands starts
+    at the first measured position and ignores the filter, to show what it changed."""
+    if not ticks:
+        empty = np.zeros((0, 3))
+        return np.zeros(0), empty, empty, empty
+    t = np.array([r.now for r in ticks])
+    measured = np.array([r.state.ee_pose[:3, 3] for r in ticks])
+    target = np.array([r.result.target_pose[:3, 3] for r in ticks])
+    commanded = np.empty_like(measured)
+    pos = measured[0].copy()
+    for i, r in enumerate(ticks):
+        if r.commanded is not None and i > 0:
+            pos = pos + r.commanded.linear * (r.now - ticks[i - 1].now)
+        commanded[i] = pos
+    return t, commanded, target, measured
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+@dataclass
+class SimStack:
+    """Every component of a simulated closed loop, wired; see :func:`build_sim_stack`."""
+
+    world: object
+    arm: object
+    safe_arm: SafeArm
+    loop: ControlLoop
+    supervisor: object
+    policy: object
+
+    def close(self) -> None:
+        self.loop.worker.close()
+        self.policy.close()
+        self.world.close()
+
+
+def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 0,
+                    loop_config: LoopConfig | None = None, safety_overrides: dict | None = None,
+                    results_path=None, model_id: str = "", checkpoint: str = "",
+                    max_steps: int = 60, realtime: bool = False, latency: float | None = 0.0,
+                    render: bool = True) -> SimStack:
+    """Wire world, MuJoCo arm, safety filter, policy worker, control loop and supervisor.
+
+    ``policy_factory(world)`` makes the policy (the scripted expert needs the world's ground
+    truth; NORA ignores it). ``realtime`` runs inference in a thread against the wall clock;
+    otherwise :class:`VirtualInference` charges ``latency`` seconds (``None``: measured) of
+    sim time per inference. The safety filter's tick matches the control rate.
+    """
+    from nora_ros.results_store import ResultsStore, config_digest
+    from nora_ros.safety import SafetyConfig, SafetyFilter
+    from nora_ros.sim.arm import MujocoArm
+    from nora_ros.sim.world import SimWorld
+    from nora_ros.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
+
+    loop_config = loop_config or LoopConfig()
+    world = SimWorld(task=task, seed=seed)
+    arm = MujocoArm(world)
+    safety_config = SafetyConfig.from_mapping({**(safety_overrides or {}), "tick_period": loop_config.tick_period})
+    safe_arm = SafeArm(SafetyFilter(safety_config, world.kinematics), arm)
+    policy = policy_factory(world)
+    worker = ThreadedInference(policy) if realtime else VirtualInference(policy, latency)
+    loop = ControlLoop(SimCamera(world, render=render), worker, safe_arm, loop_config)
+    digest = config_digest({"loop": loop_config.__dict__, "safety": safety_config.to_mapping(), "task": task})
+    run_info = RunInfo(model_id=model_id or policy.model_id, checkpoint=checkpoint, config_digest=digest)
+    store = ResultsStore(results_path) if results_path is not None else None
+    # Time limit: the step budget at 5 Hz plus room for inference and holds.
+    supervisor = TrialSupervisor(
+        SupervisorConfig(max_steps=max_steps, time_limit_s=max_steps * 0.2 * 3 + 10.0),
+        run_info=run_info, store=store)
+    return SimStack(world, arm, safe_arm, loop, supervisor, policy)
