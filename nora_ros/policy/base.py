@@ -24,12 +24,12 @@ class Policy(abc.ABC):
     horizon: int = 1
     step_period: float = 0.2
 
-    def reset(self, instruction: str) -> None:
+    def reset(self, instruction: str) -> None:  # noqa: B027 - optional hook
         """Start a new trial with ``instruction`` (clears any per-trial state)."""
 
     @abc.abstractmethod
     def act(self, frame: Frame, instruction: str) -> ActionChunk:
         """Return the action chunk for ``frame`` under ``instruction``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (model weights, threads)."""
