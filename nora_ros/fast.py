@@ -220,10 +220,11 @@ class FastTokenizer:
             tok = Tokenizer.from_file(str(table))
         except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
             raise ConfigurationError(f"FAST table {table} cannot be read by tokenizers: {exc}") from exc
+        scale, min_token = cfg.get("scale"), cfg.get("min_token")
         out = cls(
             tok,
-            scale=cfg.get("scale", FAST_PLUS_SCALE),
-            min_token=cfg.get("min_token", FAST_PLUS_MIN_TOKEN),
+            scale=FAST_PLUS_SCALE if scale is None else scale,
+            min_token=FAST_PLUS_MIN_TOKEN if min_token is None else min_token,
             max_token=cfg.get("max_token"),
         )
         want = cfg.get("vocab_size")
