@@ -462,7 +462,11 @@ class _PrefixTables:
         self.cmin = np.array([spans[p][0] for p in self.prefixes], dtype=np.int64)
         self.cmax = np.array([spans[p][1] for p in self.prefixes], dtype=np.int64)
         n_p, n_t = len(self.prefixes), fast.vocab_size
-        parsed = [[self._parse(p + fast.token_bytes(t), alphabet) for t in range(n_t)] for p in self.prefixes]
+        # A token that spells no byte would let a walk stall forever: never allowed.
+        parsed = [
+            [self._parse(p + fast.token_bytes(t), alphabet) if fast.token_bytes(t) else None for t in range(n_t)]
+            for p in self.prefixes
+        ]
         width = max(1, max((len(c) for row in parsed for c, _ in filter(None, row)), default=1))
         self.width = width
         self.ok = np.zeros((n_p, n_t), dtype=bool)
