@@ -271,10 +271,11 @@ def run_sim_trial(world, arm, loop: ControlLoop, supervisor, instruction: str, s
     for name, count in sorted(log_.limits.items()):
         supervisor.safety_event(f"{name} acted on {count} ticks", now)
     if supervisor.state is TrialState.AWAITING_SCORE:
+        from nora_ros.score import Score
+
         outcome = success or world.success()
-        kind = "success" if outcome.success else "failure"
-        supervisor.score(f"{kind} sim check: {outcome.reason}", now)
-        log_.outcome = f"{kind}: {outcome.reason}"
+        supervisor.score(Score.from_success_check(outcome.success, note=f"sim check: {outcome.reason}"), now)
+        log_.outcome = f"{'success' if outcome.success else 'failure'}: {outcome.reason}"
     else:
         log_.outcome = f"{supervisor.state.value}"
     log_.wall_s = time.perf_counter() - t_wall
