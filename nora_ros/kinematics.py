@@ -218,6 +218,14 @@ class WidowXModel:
         self._consts.update(w=w, v=v, wx=wx, wx2=wx @ wx, wxv=np.einsum("nij,nj->ni", wx, v),
                             wx2v=np.einsum("nij,nj->ni", wx @ wx, v),
                             point=np.cross(w, v))  # a point on each axis at zero joints (v = -w x c)
+        n = len(self.joint_names)
+        e_a, e_b, e_c, e_d = (np.zeros((n, 4, 4)) for _ in range(4))
+        e_a[:, :3, :3] = wx
+        e_b[:, :3, :3] = wx @ wx
+        e_b[:, :3, 3] = self._consts["wxv"]
+        e_c[:, :3, 3] = v
+        e_d[:, :3, 3] = self._consts["wx2v"]
+        self._consts.update(e_i=np.broadcast_to(np.eye(4), (n, 4, 4)).copy(), e_a=e_a, e_b=e_b, e_c=e_c, e_d=e_d)
 
     # ----------------------------------------------------------------- construction
 
@@ -291,11 +299,12 @@ class WidowXModel:
         q = np.asarray(joints, dtype=np.float64)
         if q.shape[-1:] != (self.n_joints,):
             raise InvalidInputError(f"{self.name} has {self.n_joints} joints, got shape {q.shape}")
-        rot, trans = self._exps(q)
-        e = np.zeros(q.shape + (4, 4))
-        e[..., :3, :3] = rot
-        e[..., :3, 3] = trans
-        e[..., 3, 3] = 1.0
+        c = self._consts
+        s = np.sin(q)[..., None, None]
+        v = 1.0 - np.cos(q)[..., None, None]
+        qq = q[..., None, None]
+        # exp([S_i] q_i) for all joints at once: I + sin A + (1 - cos) B + q C + (q - sin) D
+        e = c["e_i"] + s * c["e_a"] + v * c["e_b"] + qq * c["e_c"] + (qq - s) * c["e_d"]
         out = e[..., 0, :, :]
         for i in range(1, self.n_joints):
             out = out @ e[..., i, :, :]
@@ -362,40 +371,44 @@ class WidowXModel:
             raise InvalidInputError(f"IK seed for {self.name} must have {self.n_joints} joints, got shape {q0.shape}")
         rot_tol = self.rotation_tolerance if rotation_tolerance is None else float(rotation_tolerance)
         inf = math.inf
-        if not np.all(np.isfinite(target)):
+        if not np.isfinite(target).all():
             return IKResult(False, None, "target pose has non-finite values", inf, inf)
-        if not np.all(np.isfinite(q0)):
+        seed_l = q0.tolist()
+        if not all(map(math.isfinite, seed_l)):
             return IKResult(False, None, "seed joints have non-finite values", inf, inf)
         if not (margin >= 0.0 and math.isfinite(margin)):
             return IKResult(False, None, f"margin must be a finite value >= 0 rad, got {margin}", inf, inf)
-        lo = self.lower + margin
-        hi = self.upper - margin
+        g = self._geometry()
+        lo_l = [x + margin for x in g["lower"]]
+        hi_l = [x - margin for x in g["upper"]]
         if max_joint_step is not None:
             if not (max_joint_step >= 0.0):
                 return IKResult(False, None, f"max_joint_step must be >= 0 rad, got {max_joint_step}", inf, inf)
-            lo = np.maximum(lo, q0 - max_joint_step)
-            hi = np.minimum(hi, q0 + max_joint_step)
-        if np.any(lo > hi):
-            bad = [self.joint_names[i] for i in np.flatnonzero(lo > hi)]
+            lo_l = [max(x, s - max_joint_step) for x, s in zip(lo_l, seed_l, strict=True)]
+            hi_l = [min(x, s + max_joint_step) for x, s in zip(hi_l, seed_l, strict=True)]
+        bad = [name for name, x, y in zip(self.joint_names, lo_l, hi_l, strict=True) if x > y]
+        if bad:
             return IKResult(
                 False, None,
                 f"no feasible joints: {bad} cannot get within the limits minus margin {margin} rad "
                 f"in one step of at most {max_joint_step} rad from the seed",
                 inf, inf,
             )
-        cands, why_none = self._branches(target, q0, lo, hi)
+        cands, why_none = self._branches(target, seed_l, lo_l, hi_l)
         if cands:
             # Exact branches nearest the seed first, then the seed-keeping approximations (which
             # only pass near the wrist singularity). Each is checked by FK before it is returned.
-            order = sorted(range(len(cands)), key=lambda k: (not cands[k][1], _dist2(cands[k][0], q0)))
+            order = sorted(range(len(cands)), key=lambda k: (not cands[k][1], _dist2(cands[k][0], seed_l)))
             for k in order:
                 q = np.array(cands[k][0])
                 perr, rerr = pose_error(target, self.fk(q))
                 if perr <= self.position_tolerance and rerr <= rot_tol:
                     q.setflags(write=False)
                     return IKResult(True, q, "ok", perr, rerr, 1, len(cands))
+        lo = np.array(lo_l)
+        hi = np.array(hi_l)
         # Failure: explain it with every branch, bounds ignored (only on this slow path).
-        all_cands, why = self._branches(target, q0, None, None)
+        all_cands, why = self._branches(target, seed_l, None, None)
         if not all_cands:
             return IKResult(False, None, why or why_none, inf, inf, 1, 0)
         qs = np.array([c[0] for c in all_cands])
@@ -431,7 +444,7 @@ class WidowXModel:
         return perr, rerr
 
     def _branches(
-        self, target: np.ndarray, seed: np.ndarray, lo: np.ndarray | None, hi: np.ndarray | None
+        self, target: np.ndarray, seed: list[float], lo: list[float] | None, hi: list[float] | None
     ) -> tuple[list[tuple[list[float], bool]], str]:
         """Closed-form joint solutions of every branch: ``[(joints, exact), ...]`` and why there are none.
 
@@ -446,11 +459,9 @@ class WidowXModel:
         """
         g = self._geometry()
         bounded = lo is not None and hi is not None
-        lo_l = lo.tolist() if bounded else None
-        hi_l = hi.tolist() if bounded else None
 
         def inside(i: int, v: float) -> bool:
-            return not bounded or lo_l[i] <= v <= hi_l[i]
+            return not bounded or lo[i] <= v <= hi[i]
 
         t = target.tolist()
         px, py, pz = t[0][3], t[1][3], t[2][3]
@@ -500,7 +511,7 @@ class WidowXModel:
                     a[1],
                     [sp * a[0][j] + cp * a[2][j] for j in range(3)],
                 ]
-                for q3, q4, q5, exact in _xyx_solutions(rw, float(seed[3]), float(seed[5])):
+                for q3, q4, q5, exact in _xyx_solutions(rw, seed[3], seed[5]):
                     if inside(3, q3) and inside(4, q4) and inside(5, q5):
                         out.append(([waist, q1, q2, q3, q4, q5], exact))
         return out, why
@@ -533,6 +544,8 @@ class WidowXModel:
             "reach_min": abs(l1 - l2), "reach_max": l1 + l2,
             "offset": float(offset[0]),
             "full": self.full_pose,
+            "lower": self.lower.tolist(),
+            "upper": self.upper.tolist(),
         }
         c["geometry"] = g
         return g
@@ -569,8 +582,8 @@ def _planar_two_link(dx: float, dz: float, g: dict) -> list[tuple[float, float]]
     return out
 
 
-def _dist2(a: list[float], b: np.ndarray) -> float:
-    return sum((x - y) ** 2 for x, y in zip(a, b.tolist(), strict=True))
+def _dist2(a: list[float], b: list[float]) -> float:
+    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
 
 
 def _xyx_solutions(rw: list[list[float]], seed_a: float, seed_c: float) -> list[tuple[float, float, float, bool]]:
