@@ -352,7 +352,7 @@ class SafetyFilter:
         if want == self._gripper_open:
             return None
         since = now - self._gripper_changed
-        if since < cfg.gripper_min_dwell:
+        if since < cfg.gripper_min_dwell - 1e-9:  # tick times are sums of floats
             acted.append((Limit.GRIPPER_DWELL, f"gripper {'open' if want else 'close'} {since:.3f} s after the last "
                                                f"change (min dwell {cfg.gripper_min_dwell} s); kept"))
             return None
@@ -480,7 +480,7 @@ def _limit_accel(v, v_prev, max_dv: float) -> tuple:
     ref = scale3(v_prev, s)
     dv = sub3(v, ref)
     n = norm3(dv)
-    if n <= max_dv:
+    if n <= max_dv * (1.0 + 1e-9):  # at the limit exactly is within it
         return v, ""
     return add3(ref, scale3(dv, max_dv / n)), f"velocity change {n:.4g}"
 
