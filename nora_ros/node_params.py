@@ -221,21 +221,36 @@ CAMERA_PARAMS: tuple[ParamSpec, ...] = (
 
 @functools.cache
 def policy_params() -> tuple[ParamSpec, ...]:
-    """The policy node's parameters (NoraConfig's and SchedulerConfig's defaults)."""
+    """The policy node's parameters (defaults of the runner's LoopConfig and of NoraConfig)."""
     from nora_ros.policy.nora import NoraConfig  # lazy: the module is large; torch stays lazy inside it
-    from nora_ros.scheduler import SchedulerConfig
+    from nora_ros.runner import LoopConfig
 
     own = (
-        ParamSpec("control_rate_hz", 10.0, "Rate of the control timer that publishes cmd (Hz): each action's "
-                  "delta / step_period, held over the ticks of its step; zero velocity when nothing is due.",
-                  minimum=1.0, maximum=100.0, read_only=True),
-        ParamSpec("max_image_age", 0.5, "Seconds: a camera frame older than this (by its header stamp) is not "
-                  "given to the policy; the arm holds until a fresh one arrives.", minimum=0.01, maximum=10.0),
         ParamSpec("base_frame", "base_link", "frame_id of the published cmd and action_chunk (the arm's base "
                   "frame, e.g. wx250s/base_link).", read_only=True),
         ParamSpec("compressed_image", False, "Subscribe to camera/image_raw/compressed (sensor_msgs/"
                   "CompressedImage) instead of camera/image_raw: for a policy on a GPU workstation "
                   "across a slow link.", read_only=True),
+    )
+    loop = dataclass_params(
+        LoopConfig,
+        descriptions={
+            "control_rate_hz": "Rate of the control timer that publishes cmd (Hz): each action's delta / "
+                               "step_period, held over the ticks of its step; zero velocity when nothing is due. "
+                               "Match the safety node's safety.tick_period.",
+            "max_image_age": "Seconds: a camera frame older than this (by its header stamp) is not given to the "
+                             "policy; the arm holds until a fresh one arrives.",
+            "execute_steps": "Actions of each chunk executed before the next observation is used (1: replan "
+                             "every step, NORA's WidowX setting; up to the chunk length).",
+            "max_chunk_age": "Seconds: a chunk whose camera frame is older than this when it would start is "
+                             "dropped. Must exceed the inference latency.",
+            "max_policy_failures": "Failed inferences in a row (decode errors, crashes) after which the trial "
+                                   "ends as a fault (published on trial/fault).",
+        },
+        ranges={"control_rate_hz": (1.0, 100.0), "max_image_age": (0.01, 10.0), "execute_steps": (1, 64),
+                "max_chunk_age": (0.01, 30.0), "max_policy_failures": (1, 1000)},
+        read_only=["control_rate_hz"],
+        skip=["camera_rate_hz"],
     )
     nora = dataclass_params(
         NoraConfig,
@@ -259,17 +274,7 @@ def policy_params() -> tuple[ParamSpec, ...]:
                  "attention": ("", "sdpa", "eager", "flash_attention_2")},
         read_only=[f.name for f in dataclasses.fields(NoraConfig)],
     )
-    scheduler = dataclass_params(
-        SchedulerConfig,
-        descriptions={
-            "execute_steps": "Actions of each chunk executed before the next observation is used (1: replan "
-                             "every step, NORA's WidowX setting; up to the chunk length).",
-            "max_chunk_age": "Seconds: a chunk whose camera frame is older than this when it would start is "
-                             "dropped. Must exceed the inference latency.",
-        },
-        ranges={"execute_steps": (1, 64), "max_chunk_age": (0.01, 30.0)},
-    )
-    return own + nora + scheduler
+    return own + loop + nora
 
 
 @functools.cache

@@ -405,6 +405,29 @@ def trial_result_to_msg(
     return msg
 
 
+# --------------------------------------------------------------------------- diagnostics
+
+
+def diagnostics_to_msg(array_cls, status_cls, key_value_cls, reports, stamp: float, hardware_id: str = ""):
+    """A ``diagnostic_msgs/DiagnosticArray`` from :class:`nora_ros.diagnostics.DiagnosticReport` items.
+
+    ``level`` is a ROS ``byte``, which rosidl's Python code holds as a 1-byte ``bytes``.
+    """
+    msg = array_cls()
+    fill_stamp(msg.header.stamp, stamp)
+    out = []
+    for report in reports:
+        status = status_cls()
+        status.level = bytes([int(report.level)])
+        status.name = str(report.name)
+        status.message = str(report.message)
+        status.hardware_id = str(hardware_id)
+        status.values = [key_value_cls(key=str(k), value=str(v)) for k, v in report.values.items()]
+        out.append(status)
+    msg.status = out
+    return msg
+
+
 # --------------------------------------------------------------------------- joints
 
 

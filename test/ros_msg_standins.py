@@ -56,6 +56,9 @@ STANDARD = {
     "trajectory_msgs/JointTrajectory": ("std_msgs/Header header\nstring[] joint_names\n"
                                         "JointTrajectoryPoint[] points"),
     "diagnostic_msgs/KeyValue": "string key\nstring value",
+    "diagnostic_msgs/DiagnosticStatus": ("byte OK=0\nbyte WARN=1\nbyte ERROR=2\nbyte STALE=3\nbyte level\n"
+                                         "string name\nstring message\nstring hardware_id\nKeyValue[] values"),
+    "diagnostic_msgs/DiagnosticArray": "std_msgs/Header header\nDiagnosticStatus[] status",
 }
 
 
@@ -92,6 +95,9 @@ def _parse_constant_value(type_: str, text: str):
             if len(text) >= 2 and text.startswith(q) and text.endswith(q):
                 return text[1:-1]
         return text
+    if type_ == "byte":
+        # rosidl's Python type for byte is a 1-byte bytes object, constants included.
+        return bytes([int(text, 0)])
     if type_ == "bool":
         if text.lower() in ("true", "1"):
             return True
@@ -192,6 +198,8 @@ def _default(f: FieldSpec, registry):
         return []
     if f.type in FLOATS:
         return 0.0
+    if f.type == "byte":
+        return b"\x00"
     if f.type in INT_RANGES:
         return 0
     if f.type == "bool":
@@ -202,7 +210,10 @@ def _default(f: FieldSpec, registry):
 
 
 def _check_scalar(type_: str, value, registry, where: str) -> None:
-    if type_ in FLOATS:
+    if type_ == "byte":
+        if not isinstance(value, bytes) or len(value) != 1:
+            raise TypeError(f"{where}: byte needs a 1-byte bytes object, got {value!r}")
+    elif type_ in FLOATS:
         if not isinstance(value, float):
             raise TypeError(f"{where}: {type_} needs a float, got {type(value).__name__}")
     elif type_ in INT_RANGES:

@@ -275,3 +275,21 @@ def test_joint_trajectory_round_trip():
     with pytest.raises(InvalidInputError, match="finite positions"):
         rc.joint_trajectory_msg(MSG["trajectory_msgs/JointTrajectory"], MSG["trajectory_msgs/JointTrajectoryPoint"],
                                 MSG["builtin_interfaces/Duration"], names, [0.1, float("nan")], 0.25, stamp=5.0)
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def test_diagnostics_message_carries_levels_as_bytes_and_values_as_text():
+    from nora_ros.diagnostics import DiagnosticReport, Level
+
+    cls = MSG["diagnostic_msgs/DiagnosticStatus"]
+    reports = [DiagnosticReport("nora/policy: camera", Level.OK, "ok", {"rate_hz": "14.9"}),
+               DiagnosticReport.worst("nora/policy: inference", [(Level.OK, ""), (Level.ERROR, "decode failed"),
+                                                                 (Level.WARN, "slow")], {"latency_s": 0.123456})]
+    msg = rc.diagnostics_to_msg(MSG["diagnostic_msgs/DiagnosticArray"], cls, MSG["diagnostic_msgs/KeyValue"],
+                                reports, stamp=5.0, hardware_id="wx250s")
+    assert [s.level for s in msg.status] == [cls.OK, cls.ERROR]
+    assert msg.status[1].message == "decode failed; slow"
+    assert [(kv.key, kv.value) for kv in msg.status[1].values] == [("latency_s", "0.1235")]
+    assert msg.status[0].hardware_id == "wx250s" and rc.stamp_to_seconds(msg.header.stamp) == 5.0
