@@ -343,7 +343,9 @@ class SimArm(Arm):
         with self._lock:
             duration = _home_duration(self.kinematics, self._joints_at(self._now()), goal)
             self.command_joints(goal, duration)
-            arrival = self._t0 + self._duration
+            # the first 100 Hz sample at or after arrival, so state() shows the arm there
+            ticks = math.ceil((self._t0 + self._duration - self._origin) * self.config.rate_hz - 1e-9)
+            arrival = self._origin + ticks / self.config.rate_hz
             deadline = self._now() + timeout
         until = min(arrival, deadline)
         if self._clock is None:
