@@ -1,4 +1,4 @@
-"""WidowX kinematics (wx250s, wx250): product-of-exponentials FK and IK seeded from the joints.
+"""WidowX kinematics (wx250s, wx250): product-of-exponentials FK and IK nearest the current joints.
 
 API (other modules depend on these signatures)::
 
@@ -11,31 +11,38 @@ API (other modules depend on these signatures)::
     model.ik(pose, seed, *, max_joint_step=None, margin=0.0) -> IKResult
         IKResult(success: bool, joints: np.ndarray | None, reason: str,
                  position_error: float, rotation_error: float)
-        seeded from ``seed`` (the current joints), with fallback seeds; respects limits minus
-        ``margin`` and, when given, |joints - seed| <= max_joint_step (joint velocity limit
-        times the step's duration). Never raises for an unreachable pose: success=False.
+        the solution nearest ``seed`` (the current joints); respects limits minus ``margin``
+        and, when given, |joints - seed| <= max_joint_step (joint velocity limit times the
+        step's duration). Never raises for an unreachable pose: success=False and why.
     model.within_limits(joints, margin=0.0) -> bool
 
-Why our own IK: Interbotix's (modern_robotics ``IKinSpace`` seeded at zero and +-120 deg waist)
-fails beyond about 5 cm from its seed and ignores joint limits while iterating (DESIGN.md
-section 6). Here the solver is a damped least-squares (Levenberg-Marquardt) iteration on the
-geometric Jacobian, projected onto the feasible joint box (limits minus margin, intersected
-with the per-step velocity box) after every step, so any solution it returns is feasible by
-construction. It is seeded from the current joints; fallback seeds (waist pointed at the
-target, a gripper-down posture, home, sleep) are pulled into the same box, so they never make
-the arm jump further than the velocity limit allows. FK and the Jacobian are computed in closed
-form (Rodrigues) from the screw axes; modern_robotics' ``FKinSpace`` / ``JacobianSpace`` are the
-reference the tests check against (they are ~10x slower per call).
+Why closed form: Interbotix's IK (modern_robotics ``IKinSpace`` seeded at zero and +-120 deg
+waist) fails beyond about 5 cm from its seed and ignores joint limits while iterating (DESIGN.md
+section 6), and the safety filter solves IK every control tick (up to 30 Hz, with a 200 us
+budget for the whole tick). The WidowX has a spherical wrist (forearm roll, wrist angle and
+wrist rotate meet in one point) and planar shoulder/elbow, so every solution can be written
+down: waist from the wrist centre's azimuth (front or back), shoulder and elbow from a planar
+two-link triangle (elbow up or down), the wrist from x-y-x Euler angles (two flips). All
+branches are enumerated, branches leaving the feasible box (limits minus margin, intersected
+with the per-step box around the seed) are dropped, and the survivor nearest the seed wins
+after an FK check. This plays the role of "seeded from the current joints, with fallback
+seeds": the seed picks the branch, and no branch is ever missed. At the wrist singularity (wrist
+angle 0: forearm roll and wrist rotate share an axis, only their sum is fixed) two extra
+candidates keep one roll joint at its seed value. The geometry is taken from the screw axes
+and checked (ConfigurationError if a model does not have this structure). modern_robotics'
+``FKinSpace`` / ``JacobianSpace`` are the references the tests check FK and the Jacobian against.
 
 wx250 (5 joints): a full 6-D pose is generally out of reach. Every joint after the waist moves
 the end-effector point within the vertical plane through the waist axis, so the waist angle is
 fixed by the target position, and of the orientation only pitch (shoulder + elbow + wrist
-angle) and roll about the gripper axis (wrist rotate) remain free. ``ik`` therefore solves the
-position as the primary task and, in the null space of the position Jacobian, the closest
-reachable orientation as the secondary task (task-priority least squares). ``rotation_error``
-reports the residual. By default (``WidowXModel.rotation_tolerance`` is ``inf`` for wx250) the
-residual is reported, not judged, so the safety filter decides whether it is acceptable; pass
-``rotation_tolerance=`` to have ``ik`` fail beyond a bound.
+angle) and roll about the gripper axis (wrist rotate) remain: reachable orientations are
+``Rz(waist) Ry(pitch) Rx(roll)``. ``ik`` reaches the position exactly and the reachable
+orientation nearest the target (pitch from the target's gripper axis projected into the arm's
+plane, then alternating exact best roll and pitch), and ``rotation_error`` reports the residual
+(the part of the rotation about the axis normal to that plane). By default
+(``WidowXModel.rotation_tolerance`` is ``inf`` for wx250) the residual is reported, not judged,
+so the safety filter decides whether it is acceptable; pass ``rotation_tolerance=`` to have
+``ik`` fail beyond a bound.
 """
 
 from __future__ import annotations
@@ -151,8 +158,9 @@ class IKResult:
 
     ``joints`` is a feasible solution when ``success`` (None otherwise: nothing to move to).
     ``reason`` says why it failed ("ok" on success). ``position_error`` (m) and
-    ``rotation_error`` (rad) are those of the best attempt, so a caller can log how close it
-    came. ``iterations`` counts solver iterations over all seeds, ``seeds_tried`` the seeds.
+    ``rotation_error`` (rad) are those of the returned joints, or of the closest candidate on a
+    failure, so a caller can log how close it came. ``branches`` counts the candidate solutions
+    considered (those inside the feasible box; on failure, all of them).
     """
 
     success: bool
@@ -160,8 +168,7 @@ class IKResult:
     reason: str
     position_error: float
     rotation_error: float
-    iterations: int = 0
-    seeds_tried: int = 0
+    branches: int = 0
 
 
 # --------------------------------------------------------------------------- the model
@@ -172,8 +179,9 @@ class WidowXModel:
     """Kinematic model of one WidowX arm: screw axes in the space (base) frame, home pose, limits.
 
     Build it with :meth:`from_name`. ``position_tolerance`` (m) and ``rotation_tolerance``
-    (rad) are what :meth:`ik` calls success; the solver iterates well below them (quadratic
-    convergence near the answer), so they bound the error, they are not the typical error.
+    (rad) are what :meth:`ik` accepts; its closed-form solutions are exact to ~1e-15, so the
+    tolerances matter only at the wrist singularity (see the module docstring) and for wx250's
+    orientation residual (``rotation_tolerance`` inf: reported, not judged).
     """
 
     name: str
@@ -186,8 +194,6 @@ class WidowXModel:
     max_joint_velocity: float = MAX_JOINT_VELOCITY
     position_tolerance: float = 1e-4
     rotation_tolerance: float = 1e-3
-    max_iterations: int = 40
-    """Solver iterations per seed."""
     _consts: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -396,21 +402,22 @@ class WidowXModel:
             )
         cands, why_none = self._branches(target, seed_l, lo_l, hi_l)
         if cands:
-            # Exact branches nearest the seed first, then the seed-keeping approximations (which
-            # only pass near the wrist singularity). Each is checked by FK before it is returned.
-            order = sorted(range(len(cands)), key=lambda k: (not cands[k][1], _dist2(cands[k][0], seed_l)))
+            # Nearest the seed first; the seed-keeping approximations pass the FK check only near
+            # the wrist singularity. Each candidate is checked by FK before it is returned.
+            # An approximation must be clearly nearer the seed (0.1 rad) to beat an exact branch.
+            order = sorted(range(len(cands)), key=lambda k: _dist2(cands[k][0], seed_l) + (0.0 if cands[k][1] else 0.01))
             for k in order:
                 q = np.array(cands[k][0])
                 perr, rerr = pose_error(target, self.fk(q))
                 if perr <= self.position_tolerance and rerr <= rot_tol:
                     q.setflags(write=False)
-                    return IKResult(True, q, "ok", perr, rerr, 1, len(cands))
+                    return IKResult(True, q, "ok", perr, rerr, len(cands))
         lo = np.array(lo_l)
         hi = np.array(hi_l)
         # Failure: explain it with every branch, bounds ignored (only on this slow path).
         all_cands, why = self._branches(target, seed_l, None, None)
         if not all_cands:
-            return IKResult(False, None, why or why_none, inf, inf, 1, 0)
+            return IKResult(False, None, why or why_none, inf, inf, 0)
         qs = np.array([c[0] for c in all_cands])
         perr, rerr = self._errors(qs, target)
         accurate = (perr <= self.position_tolerance) & (rerr <= rot_tol)
@@ -433,7 +440,7 @@ class WidowXModel:
                 elif qi < lo[i] or qi > hi[i]:
                     parts.append(f"{name} must move {qi - q0[i]:+.3f} rad, more than the step bound {max_joint_step:.3f} rad")
             reason = f"reachable, but all {acc.size} solutions break a bound; the nearest: " + "; ".join(parts)
-        return IKResult(False, None, reason, float(perr[k]), float(rerr[k]), 1, len(all_cands))
+        return IKResult(False, None, reason, float(perr[k]), float(rerr[k]), len(all_cands))
 
     def _errors(self, qs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Position (m) and rotation (rad) errors of each row of ``qs`` against ``target``, one batched FK."""
