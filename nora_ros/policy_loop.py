@@ -148,3 +148,24 @@ class PolicyLoop:
         self.chunks += 1
         self.scheduler.offer(outcome.chunk)
         return outcome.chunk, outcome.latency
+
+
+def policy_from_params(values: dict) -> object:
+    """The policy the policy node's parameters name: ``replay:EPISODE.npz`` replays a recorded
+    episode (chunks of the variant's horizon), anything else is a NORA checkpoint (folder or
+    hub ID) loaded with the NoraConfig fields found in ``values``."""
+    import dataclasses
+
+    from nora_ros.node_params import policy_params, values_for
+
+    model = str(values.get("model", ""))
+    if model.startswith("replay:"):
+        from nora_ros.policy import ReplayPolicy
+
+        horizon = 5 if values.get("variant") == "nora-long" else 1
+        return ReplayPolicy.from_npz(model[len("replay:"):], horizon=horizon)
+    from nora_ros.policy.nora import NoraConfig, NoraPolicy
+
+    names = {f.name for f in dataclasses.fields(NoraConfig)}
+    specs = [s for s in policy_params() if s.name in names]
+    return NoraPolicy(NoraConfig(**values_for(specs, {k: v for k, v in values.items() if k in names})))

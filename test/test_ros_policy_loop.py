@@ -128,3 +128,12 @@ def test_leaving_running_clears_chunks(episode):
     assert loop.scheduler.active
     loop.on_trial(1, "ABORTED", "x", now=0.3)
     assert not loop.scheduler.active and loop.tick(0.3).command is None
+
+
+def test_policy_from_params_builds_a_replay_policy_with_the_variant_horizon(episode):
+    from nora_ros.policy_loop import policy_from_params
+
+    policy = policy_from_params({"model": f"replay:{episode}", "variant": "nora-long"})
+    assert isinstance(policy, ReplayPolicy) and policy.horizon == 5
+    assert policy.model_id == f"replay:{episode.name}"
+
