@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nora_ros.arm import Arm, ArmState
-from nora_ros.errors import ArmError, InvalidInputError
+from nora_ros.errors import ArmError, ConfigurationError, InvalidInputError
 from nora_ros.kinematics import gripper_to_finger
 from nora_ros.sim.world import SimWorld
 
@@ -40,11 +40,11 @@ class MujocoArmConfig:
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.accel_time < 10.0):
-            raise InvalidInputError(f"accel_time must be in [0, 10) s, got {self.accel_time}")
+            raise ConfigurationError(f"accel_time must be in [0, 10) s, got {self.accel_time}")
         if not (self.arrival_tolerance > 0.0):
-            raise InvalidInputError(f"arrival_tolerance must be a positive angle in rad, got {self.arrival_tolerance}")
+            raise ConfigurationError(f"arrival_tolerance must be a positive angle in rad, got {self.arrival_tolerance}")
         if not (0.0 < self.gripper_threshold < 1.0):
-            raise InvalidInputError(f"gripper_threshold must be in (0, 1), got {self.gripper_threshold}")
+            raise ConfigurationError(f"gripper_threshold must be in (0, 1), got {self.gripper_threshold}")
 
 
 class MujocoArm(Arm):

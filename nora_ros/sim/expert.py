@@ -51,7 +51,12 @@ class ExpertConfig:
     """How the expert moves. Distances in metres (base frame), angles in radians.
 
     ``max_step`` / ``max_rotation``: the largest translation (vector norm) and rotation (each
-    Euler component) per action; Bridge's per-step clip is 0.05 m and 0.25 rad.
+    Euler component) per action; Bridge's per-step clip is 0.05 m and 0.25 rad. The expert
+    aims 5 % (translation) and 10 % (rotation) inside them so rounding never touches a limit.
+    ``max_step_change`` / ``max_rotation_change``: the most one action's translation (m) or
+    rotation (rad) grows over the previous one, so speed ramps up like a human
+    teleoperator's and stays inside the safety filter's acceleration limits at any control
+    rate (its defaults allow rest to full speed in one 0.2 s step).
     ``hover_height``: the gripper's height above the object before descending.
     ``carry_height``: end-effector height while carrying (clears the pot's rim with the
     carrot hanging below). ``min_grasp_height``: lowest end-effector height when grasping,
@@ -62,8 +67,10 @@ class ExpertConfig:
 
     max_step: float = 0.05
     max_rotation: float = 0.25
+    max_step_change: float = 0.02
+    max_rotation_change: float = 0.1
     hover_height: float = 0.07
-    min_grasp_height: float = 0.022
+    min_grasp_height: float = 0.025
     carry_height: float = 0.16
     tolerance: float = 0.008
     yaw_tolerance: float = 0.08
@@ -76,6 +83,8 @@ class ExpertConfig:
             raise ConfigurationError(f"max_step must be in (0, 0.05] m (Bridge's per-step limit), got {self.max_step}")
         if not (0.0 < self.max_rotation <= 0.25):
             raise ConfigurationError(f"max_rotation must be in (0, 0.25] rad (Bridge's per-step limit), got {self.max_rotation}")
+        if not (self.max_step_change > 0.0 and self.max_rotation_change > 0.0):
+            raise ConfigurationError("max_step_change and max_rotation_change must be positive")
         if not (0.0 < self.tolerance < self.max_step):
             raise ConfigurationError(f"tolerance must be positive and below max_step, got {self.tolerance}")
         if self.carry_height <= scene.POT_HEIGHT + 0.05:
@@ -96,14 +105,19 @@ def _ground_truth(frame: Frame, world: object | None) -> Mapping[str, object]:
     )
 
 
-def _task_for(instruction: str, fallback: object) -> Task:
+def _task_for(instruction: str) -> Task:
+    """The task whose instruction this is (case and spacing ignored); the expert does what it is
+    told, which need not be the world's own task."""
     text = " ".join(instruction.lower().split())
     for task in TASKS.values():
         if task.instruction == text:
             return task
-    if isinstance(fallback, str) and fallback in TASKS:
-        return TASKS[fallback]
     raise PolicyError(f"the scripted expert knows only {[t.instruction for t in TASKS.values()]}, got '{instruction}'")
+
+
+def _limit_norm(v: np.ndarray, limit: float) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v * (limit / n) if n > limit else v
 
 
 def _wrap(a: float) -> float:
@@ -130,11 +144,12 @@ class ScriptedExpertPolicy(Policy):
         self._phase = Phase.APPROACH
         self._count = 0
         self._chunk_id = 0
+        self._previous = np.zeros(6)
 
     def act(self, frame: Frame, instruction: str) -> ActionChunk:
         t0 = time.perf_counter()
         truth = _ground_truth(frame, self.world)
-        task = _task_for(instruction, truth.get("task"))
+        task = _task_for(instruction)
         action = self._next_action(task, truth)
         self._chunk_id += 1
         return ActionChunk(
@@ -209,13 +224,19 @@ class ScriptedExpertPolicy(Policy):
                 phase = Phase.DONE
         self._phase = phase
 
-        step = goal - p
-        n = float(np.linalg.norm(step))
-        if n > c.max_step:
-            step *= c.max_step / n
+        step = _limit_norm(goal - p, 0.95 * c.max_step)
         if phase in (Phase.CLOSE, Phase.RELEASE, Phase.DONE):
             step[:] = 0.0
-        return np.concatenate([step, self._rotation_step(ee, yaw), [gripper]])
+        rotation = self._rotation_step(ee, yaw)
+        # ramp up: speed up or turn by a bounded amount per step; slowing down is never limited,
+        # so a waypoint is not overshot (the safety filter's acceleration limits work the same way)
+        prev_step, prev_rot = self._previous[:3], self._previous[3:]
+        if np.linalg.norm(step) > np.linalg.norm(prev_step):
+            step = prev_step + _limit_norm(step - prev_step, c.max_step_change)
+        if np.linalg.norm(rotation) > np.linalg.norm(prev_rot):
+            rotation = prev_rot + np.clip(rotation - prev_rot, -c.max_rotation_change, c.max_rotation_change)
+        self._previous = np.concatenate([step, rotation])
+        return np.concatenate([step, rotation, [gripper]])
 
     def _at(self, p: np.ndarray, goal: np.ndarray) -> bool:
         return float(np.linalg.norm(goal - p)) <= self.config.tolerance

@@ -172,7 +172,7 @@ def _finger(name: str, sign: float, ee_x: float, config: SceneConfig) -> str:
     """One finger: a slide joint along the gripper's y axis, its pad's inner face at
     ``sign * (q - FINGER_INNER_OFFSET)`` from the centre line."""
     half_thick = 0.005
-    x0, x1 = 0.095, ee_x + 0.012  # from the gripper housing to 12 mm past the grasp point
+    x0, x1 = 0.095, ee_x + 0.015  # from the gripper housing to 15 mm past the grasp point
     pad_y = sign * (half_thick - FINGER_INNER_OFFSET)
     lo, hi = FINGER_RANGE
     return f"""
@@ -269,7 +269,7 @@ def build_mjcf(config: SceneConfig | None = None) -> str:
   <worldbody>
     <light name="key" pos="0.3 -0.4 1.2" dir="0 0.3 -1" diffuse="0.5 0.5 0.5" castshadow="{shadow}"/>
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" rgba="0.3 0.3 0.32 1" {WORLD_GEOM}/>
-    <geom name="table" type="box" pos="0.25 0 -0.02" size="0.42 0.5 0.02" material="table" {WORLD_GEOM}
+    <geom name="table" type="box" pos="0.25 0 -0.02" size="0.42 0.5 0.02" material="table" {WORLD_GEOM} solref="0.005 1"
           friction="{config.object_friction} 0.005 0.0001"/>
     <geom name="back_wall" type="box" pos="0.72 0 0.3" size="0.02 0.9 0.6" rgba="{_rgba("wall")}" contype="0" conaffinity="0"/>
     <geom name="side_wall" type="box" pos="0.25 0.52 0.3" size="0.5 0.02 0.6" rgba="{_rgba("wall")}" contype="0" conaffinity="0"/>
@@ -280,7 +280,7 @@ def build_mjcf(config: SceneConfig | None = None) -> str:
     <body name="carrot">
       <freejoint name="carrot"/>
       <geom name="carrot" type="capsule" fromto="{-CARROT_HALF_LENGTH} 0 0 {CARROT_HALF_LENGTH} 0 0" size="{CARROT_RADIUS}"
-            {WORLD_GEOM} condim="4" friction="{config.object_friction} 0.02 0.0001" mass="0.04" rgba="{_rgba("carrot")}"/>
+            {WORLD_GEOM} condim="4" friction="{config.object_friction} 0.02 0.0001" solref="0.005 1" mass="0.04" rgba="{_rgba("carrot")}"/>
       <geom type="capsule" fromto="{-CARROT_HALF_LENGTH - 0.01} 0 0 {-CARROT_HALF_LENGTH - 0.03} 0 0.008" size="0.004"
             contype="0" conaffinity="0" mass="0.001" rgba="{_rgba("carrot_leaf")}"/>
     </body>
