@@ -25,7 +25,7 @@ class MonotonicClock:
     well under the 2 ms the control loop allows, at the cost of that much CPU per tick.
     """
 
-    def __init__(self, spin: float = 0.0015):
+    def __init__(self, spin: float = 0.002):
         self.spin = spin
 
     def now(self) -> float:

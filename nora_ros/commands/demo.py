@@ -48,7 +48,8 @@ def run_sim_session(args: argparse.Namespace, policy_factory, model_id: str = ""
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
-    loop_config = LoopConfig(control_rate_hz=args.control_rate, camera_rate_hz=min(5.0, args.control_rate))
+    loop_config = LoopConfig(control_rate_hz=args.control_rate, camera_rate_hz=min(5.0, args.control_rate),
+                             execute_steps=getattr(args, "execute_steps", 1))
     stack = build_sim_stack(policy_factory, task=args.task, seed=args.seed, loop_config=loop_config,
                             results_path=results_path, model_id=model_id, checkpoint=checkpoint,
                             max_steps=args.max_steps, realtime=args.realtime, latency=latency)
