@@ -336,6 +336,7 @@ def trial_status_to_msg(
     state_name: str,
     reason: str = "",
     steps: int = 0,
+    start_pose: Sequence[float] = (),
 ):
     """A ``nora_ros/TrialStatus`` message for the supervisor's state ``state_name``."""
     msg = msg_cls()
@@ -346,6 +347,7 @@ def trial_status_to_msg(
     msg.state_name = str(state_name).upper()
     msg.reason = str(reason)
     msg.steps = int(steps)
+    msg.start_pose = array.array("d", [float(v) for v in start_pose])
     return msg
 
 

@@ -224,8 +224,9 @@ def test_safety_status_lists_every_limit_with_its_detail():
 def test_trial_status_state_constants(name, value):
     cls = MSG["nora_ros/TrialStatus"]
     msg = rc.trial_status_to_msg(cls, stamp=1.0, trial_id=3, instruction="put carrot in pot", state_name=name,
-                                 reason="", steps=4)
+                                 reason="", steps=4, start_pose=(0.25, 0, 0.15, 0, 0, 0))
     assert msg.state == value and msg.state_name == name.upper()
+    assert list(msg.start_pose) == [0.25, 0.0, 0.15, 0.0, 0.0, 0.0]
     assert rc.trial_state_name(msg) == name.upper()
 
 

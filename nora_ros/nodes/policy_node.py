@@ -1,0 +1,161 @@
+"""policy_node: camera frames + trial status in, end-effector commands out.
+
+Callbacks only store the latest image and trial status; a control timer at
+``control_rate_hz`` runs :class:`nora_ros.policy_loop.PolicyLoop` (inference in a worker
+thread that the timer polls, never waits for) and publishes ``cmd`` while the trial is
+RUNNING, zero velocity when no valid action is due. Each new chunk goes out on
+``action_chunk``; a policy that fails ``max_policy_failures`` times in a row ends the trial
+through ``trial/fault``. The model is loaded once at start (minutes for NORA on a GPU); the
+node serves nothing until it is ready.
+
+Subscribes: camera/image_raw (sensor_msgs/Image, sensor QoS; or camera/image_raw/compressed
+with compressed_image), trial/status (nora_ros/TrialStatus, latched).
+Publishes: cmd (nora_ros/EndEffectorCommand), action_chunk (nora_ros/ActionChunk),
+trial/fault (std_msgs/String), /diagnostics.
+"""
+
+from __future__ import annotations
+
+from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
+from nora_ros.errors import NoraError
+from nora_ros.nodes import common
+
+
+class PolicyNode:
+    def __init__(self, node=None):
+        from rclpy.node import Node
+        from std_msgs.msg import String
+
+        from nora_ros.inference import ThreadedInference
+        from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
+        from nora_ros.node_params import policy_params, values_for
+        from nora_ros.policy_loop import PolicyLoop, policy_from_params
+        from nora_ros.runner import LoopConfig
+
+        self.node = node or Node("policy_node")
+        self.specs = policy_params()
+        self.params = common.declare_parameters(self.node, self.specs)
+        p = self.params
+        loop_config = LoopConfig(**values_for([s for s in self.specs if s.name in LoopConfig.__dataclass_fields__], p))
+        log = self.node.get_logger()
+        log.info(f"loading policy {p['model']} ...")
+        self.policy = policy_from_params(p)  # blocking on purpose: nothing to serve before the model is ready
+        log.info(f"policy {self.policy.model_id} ready (horizon {self.policy.horizon})")
+        self.worker = ThreadedInference(self.policy)
+        self.loop = PolicyLoop(self.worker, loop_config)
+        common.on_set_parameters(self.node, self.specs, self._apply)
+
+        self._msg = {"cmd": EndEffectorCommand, "chunk": ActionChunk}
+        self.cmd_pub = self.node.create_publisher(EndEffectorCommand, "cmd", common.qos(common.COMMAND))
+        self.chunk_pub = self.node.create_publisher(ActionChunk, "action_chunk", common.qos(common.COMMAND))
+        self.fault_pub = self.node.create_publisher(String, "trial/fault", common.qos(common.COMMAND))
+        self._String = String
+        if p["compressed_image"]:
+            from sensor_msgs.msg import CompressedImage
+
+            self.image_sub = self.node.create_subscription(CompressedImage, "camera/image_raw/compressed",
+                                                           self._on_compressed, common.qos(common.SENSOR))
+        else:
+            from sensor_msgs.msg import Image
+
+            self.image_sub = self.node.create_subscription(Image, "camera/image_raw", self._on_image,
+                                                           common.qos(common.SENSOR))
+        self.trial_sub = self.node.create_subscription(TrialStatus, "trial/status", self._on_trial,
+                                                       common.qos(common.LATCHED))
+        self.frames = RateMeter()
+        self.commands = RateMeter()
+        self.image_errors = 0
+        self.last_image_error = ""
+        self.last_hold_reason = ""
+        self.timer = self.node.create_timer(loop_config.tick_period, self._tick)
+        self.diagnostics = common.DiagnosticsPublisher(self.node, self._reports, hardware_id=self.policy.model_id)
+
+    # ------------------------------------------------------------------ callbacks: store only
+    def _on_image(self, msg) -> None:
+        from nora_ros.ros_convert import image_to_frame
+
+        self._store(image_to_frame, msg)
+
+    def _on_compressed(self, msg) -> None:
+        from nora_ros.ros_convert import compressed_to_frame
+
+        self._store(compressed_to_frame, msg)
+
+    def _store(self, convert, msg) -> None:
+        try:
+            frame = convert(msg)
+        except NoraError as exc:  # wrong encoding, bad step: this frame is not used; say why
+            self.image_errors += 1
+            self.last_image_error = str(exc)
+            self.node.get_logger().warning(f"camera image rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        self.frames.tick(common.now_seconds(self.node))
+        self.loop.on_frame(frame)
+
+    def _on_trial(self, msg) -> None:
+        from nora_ros.ros_convert import trial_state_name
+
+        try:
+            state = trial_state_name(msg)
+        except NoraError as exc:
+            self.node.get_logger().error(f"trial status ignored: {exc}")
+            return
+        self.loop.on_trial(int(msg.trial_id), state, str(msg.instruction), common.now_seconds(self.node))
+
+    # ------------------------------------------------------------------ the control timer
+    def _tick(self) -> None:
+        from nora_ros.ros_convert import chunk_to_msg, command_to_msg
+
+        now = common.now_seconds(self.node)
+        out = self.loop.tick(now)
+        frame_id = self.params["base_frame"]
+        if out.chunk is not None:
+            self.chunk_pub.publish(chunk_to_msg(out.chunk, self._msg["chunk"], frame_id, out.latency))
+        if out.fault:
+            self.node.get_logger().error(out.fault)
+            self.fault_pub.publish(self._String(data=out.fault))
+        if out.command is not None:
+            self.last_hold_reason = out.hold_reason
+            self.commands.tick(now)
+            self.cmd_pub.publish(command_to_msg(out.command, self._msg["cmd"], frame_id))
+
+    def _apply(self, changes: dict) -> None:
+        from nora_ros.runner import LoopConfig
+        from nora_ros.scheduler import ActionScheduler
+
+        fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
+        if fields:
+            import dataclasses
+
+            config = dataclasses.replace(self.loop.config, **fields)  # validates
+            self.loop.config = config
+            if {"execute_steps", "max_chunk_age"} & set(fields):
+                # New chunk timing applies from the next chunk on; the current one is dropped (hold).
+                self.loop.scheduler = ActionScheduler(config.scheduler)
+
+    def _reports(self, now: float) -> list[DiagnosticReport]:
+        loop = self.loop
+        parts = [rate_check("camera frames", self.frames, now, 1.0, stale_after=2.0)]
+        if self.last_image_error:
+            parts.append((Level.WARN, f"{self.image_errors} images rejected, last: {self.last_image_error}"))
+        if loop.running and loop.failures:
+            level = Level.ERROR if loop.failures >= loop.config.max_policy_failures else Level.WARN
+            parts.append((level, f"{loop.failures} failed inferences in a row: {loop.last_error}"))
+        if loop.running:
+            parts.append(rate_check("commands", self.commands, now, loop.config.control_rate_hz, stale_after=1.0))
+        return [DiagnosticReport.worst(common.report_name(self.node, "policy"), parts, {
+            "model": self.policy.model_id, "trial_id": loop.trial_id, "running": loop.running,
+            "latency_median_s": loop.latency.median(), "latency_p90_s": loop.latency.p90(),
+            "chunks": loop.chunks, "dropped_chunks": loop.scheduler.dropped,
+            "camera_rate_hz": self.frames.rate(now), "cmd_rate_hz": self.commands.rate(now),
+            "hold_reason": self.last_hold_reason or "-", "last_error": loop.last_error or "-"})]
+
+    def shutdown(self) -> None:
+        """Stop publishing (the safety node holds when commands stop) and release the model."""
+        self.timer.cancel()
+        self.worker.close(timeout=2.0)
+        self.policy.close()
+
+
+def main(args=None) -> int:
+    return common.run(PolicyNode, args)
