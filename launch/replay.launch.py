@@ -10,13 +10,19 @@ Record the outputs with `ros2 bag record` to compare them with the original run.
 empty to start the nodes only and play a bag yourself (with --clock).
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, GroupAction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
-from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+try:  # Jazzy renamed it; Humble has only the old name
+    from launch_ros.actions import PushROSNamespace
+except ImportError:  # pragma: no cover - depends on the ROS distribution
+    from launch_ros.actions import PushRosNamespace as PushROSNamespace
 
 
 def generate_launch_description():
@@ -59,7 +65,7 @@ def generate_launch_description():
 
     ros_args = ["--log-level", log_level]
     nodes = GroupAction([
-        PushRosNamespace(namespace),
+        PushROSNamespace(namespace),
         Node(
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
             parameters=[params_file, {"model": ParameterValue(model, value_type=str), "use_sim_time": True}],

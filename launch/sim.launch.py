@@ -11,12 +11,18 @@ instead of the Interbotix driver. The sim node scores each trial from the physic
 auto_score is on, so an instruction runs a trial that ends with a TrialResult.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+try:  # Jazzy renamed it; Humble has only the old name
+    from launch_ros.actions import PushROSNamespace
+except ImportError:  # pragma: no cover - depends on the ROS distribution
+    from launch_ros.actions import PushRosNamespace as PushROSNamespace
 
 
 def generate_launch_description():
@@ -60,7 +66,7 @@ def generate_launch_description():
 
     ros_args = ["--log-level", log_level]
     nodes = GroupAction([
-        PushRosNamespace(namespace),
+        PushROSNamespace(namespace),
         Node(
             package="nora_ros", executable="sim_node", name="sim_node", output="screen",
             parameters=[params_file, {

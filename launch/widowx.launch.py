@@ -9,14 +9,20 @@ included unless driver:=false (when the driver already runs); use_sim:=true runs
 own simulated driver (xs_sdk_sim) instead of the motors, with the same topics and services.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+try:  # Jazzy renamed it; Humble has only the old name
+    from launch_ros.actions import PushROSNamespace
+except ImportError:  # pragma: no cover - depends on the ROS distribution
+    from launch_ros.actions import PushRosNamespace as PushROSNamespace
 
 
 def generate_launch_description():
@@ -100,7 +106,7 @@ def generate_launch_description():
 
     ros_args = ["--log-level", log_level]
     nora_nodes = GroupAction([
-        PushRosNamespace(namespace),
+        PushROSNamespace(namespace),
         Node(
             package="nora_ros", executable="camera_node", name="camera_node", output="screen",
             condition=IfCondition(camera),
