@@ -225,13 +225,18 @@ class WidowXModel:
                             wx2v=np.einsum("nij,nj->ni", wx @ wx, v),
                             point=np.cross(w, v))  # a point on each axis at zero joints (v = -w x c)
         n = len(self.joint_names)
-        e_a, e_b, e_c, e_d = (np.zeros((n, 4, 4)) for _ in range(4))
+        # exp([S] q) = I + sin q [w]^ + (1 - cos q) [w]^2^ + q [v] + (q - sin q) [w]^2 v, grouped by
+        # coefficient: A holds [w] and -[w]^2 v, B holds [w]^2 and [w] v, C holds v + [w]^2 v.
+        e_a, e_b, e_c = (np.zeros((n, 4, 4)) for _ in range(3))
         e_a[:, :3, :3] = wx
+        e_a[:, :3, 3] = -self._consts["wx2v"]
         e_b[:, :3, :3] = wx @ wx
         e_b[:, :3, 3] = self._consts["wxv"]
-        e_c[:, :3, 3] = v
-        e_d[:, :3, 3] = self._consts["wx2v"]
-        self._consts.update(e_i=np.broadcast_to(np.eye(4), (n, 4, 4)).copy(), e_a=e_a, e_b=e_b, e_c=e_c, e_d=e_d)
+        e_c[:, :3, 3] = v + self._consts["wx2v"]
+        # M, then identities up to a power of two, so the product tree halves evenly
+        size = 1 << n.bit_length()  # smallest power of two > n
+        tail = np.concatenate([self.home_pose[None], np.broadcast_to(np.eye(4), (size - n - 1, 4, 4))])
+        self._consts.update(e_i=np.broadcast_to(np.eye(4), (n, 4, 4)).copy(), e_a=e_a, e_b=e_b, e_c=e_c, tail=tail)
 
     # ----------------------------------------------------------------- construction
 
@@ -308,13 +313,14 @@ class WidowXModel:
         c = self._consts
         s = np.sin(q)[..., None, None]
         v = 1.0 - np.cos(q)[..., None, None]
-        qq = q[..., None, None]
-        # exp([S_i] q_i) for all joints at once: I + sin A + (1 - cos) B + q C + (q - sin) D
-        e = c["e_i"] + s * c["e_a"] + v * c["e_b"] + qq * c["e_c"] + (qq - s) * c["e_d"]
-        out = e[..., 0, :, :]
-        for i in range(1, self.n_joints):
-            out = out @ e[..., i, :, :]
-        return out @ self.home_pose
+        # exp([S_i] q_i) for all joints at once: I + sin A + (1 - cos) B + q C (see __post_init__)
+        mats = c["e_i"] + s * c["e_a"] + v * c["e_b"] + q[..., None, None] * c["e_c"]
+        # product e_1 ... e_n M as a tree of batched matmuls (fewer numpy calls than a chain)
+        tail = c["tail"] if q.ndim == 1 else np.broadcast_to(c["tail"], q.shape[:-1] + c["tail"].shape)
+        mats = np.concatenate([mats, tail], axis=-3)
+        while mats.shape[-3] > 1:
+            mats = mats[..., 0::2, :, :] @ mats[..., 1::2, :, :]
+        return mats[..., 0, :, :]
 
     def fk_jacobian(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pose (4x4) and geometric Jacobian (6 x n) of one joint vector.
