@@ -56,7 +56,9 @@ class ExpertConfig:
     ``max_step_change`` / ``max_rotation_change``: the most one action's translation (m) or
     rotation (rad) grows over the previous one, so speed ramps up like a human
     teleoperator's and stays inside the safety filter's acceleration limits at any control
-    rate (its defaults allow rest to full speed in one 0.2 s step).
+    rate (its defaults allow rest to full speed in one 0.2 s step). ``gain``: the share of the
+    remaining distance to a waypoint covered per step (below 1, the last steps shrink, so an
+    observation a control tick old does not make the arm overshoot into the table).
     ``hover_height``: the gripper's height above the object before descending.
     ``carry_height``: end-effector height while carrying (clears the pot's rim with the
     carrot hanging below). ``min_grasp_height``: lowest end-effector height when grasping,
@@ -67,8 +69,9 @@ class ExpertConfig:
 
     max_step: float = 0.05
     max_rotation: float = 0.25
-    max_step_change: float = 0.02
-    max_rotation_change: float = 0.1
+    max_step_change: float = 0.018
+    max_rotation_change: float = 0.09
+    gain: float = 0.6
     hover_height: float = 0.07
     min_grasp_height: float = 0.025
     carry_height: float = 0.16
@@ -83,6 +86,8 @@ class ExpertConfig:
             raise ConfigurationError(f"max_step must be in (0, 0.05] m (Bridge's per-step limit), got {self.max_step}")
         if not (0.0 < self.max_rotation <= 0.25):
             raise ConfigurationError(f"max_rotation must be in (0, 0.25] rad (Bridge's per-step limit), got {self.max_rotation}")
+        if not (0.0 < self.gain <= 1.0):
+            raise ConfigurationError(f"gain must be in (0, 1], got {self.gain}")
         if not (self.max_step_change > 0.0 and self.max_rotation_change > 0.0):
             raise ConfigurationError("max_step_change and max_rotation_change must be positive")
         if not (0.0 < self.tolerance < self.max_step):
@@ -224,7 +229,7 @@ class ScriptedExpertPolicy(Policy):
                 phase = Phase.DONE
         self._phase = phase
 
-        step = _limit_norm(goal - p, 0.95 * c.max_step)
+        step = _limit_norm(c.gain * (goal - p), 0.95 * c.max_step)
         if phase in (Phase.CLOSE, Phase.RELEASE, Phase.DONE):
             step[:] = 0.0
         rotation = self._rotation_step(ee, yaw)
