@@ -498,3 +498,36 @@ def test_every_arm_keeps_the_contract(make):
     arm.command_pose(pose, 0.2)
     settle()
     assert np.allclose(arm.state().ee_pose, pose, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- Bridge steps through IK and SimArm
+
+
+def test_real_bridge_episodes_execute_through_ik_and_simarm(bridge_episodes):
+    """Each action: next target = Bridge delta applied to the previous target about the measured
+    EE point; IK seeded from the previous target's joints within one step's velocity limit; the
+    kinematic arm then reaches it in 0.2 s. When IK fails the target does not advance."""
+    from nora_ros.actions import BRIDGE_STEP_PERIOD, apply_bridge_delta, bridge_state_to_pose
+
+    bound = WX250S.max_joint_step(BRIDGE_STEP_PERIOD)
+    for path in bridge_episodes:
+        episode = np.load(path)
+        target = bridge_state_to_pose(episode["state"][0])
+        start = WX250S.ik(target, WX250S.sleep_joints, margin=0.05)
+        assert start.success, start.reason
+        arm = SimArm(joints=start.joints)
+        joints = start.joints
+        for action in episode["action"]:
+            proposed = apply_bridge_delta(target, arm.state().ee_pose[:3, 3], action)
+            result = WX250S.ik(proposed, joints, max_joint_step=bound, margin=0.05)
+            assert result.success, (path.name, result.reason)
+            target, joints = proposed, result.joints
+            arm.command_joints(joints, BRIDGE_STEP_PERIOD)
+            arm.command_gripper(float(action[6]))
+            reached = arm.advance(BRIDGE_STEP_PERIOD)
+            assert np.allclose(reached.ee_pose, target, atol=1e-9)
+        crash = np.array([0.0, 0.0, -0.6, 0.0, 0.0, 0.0, 1.0])  # 60 cm down: beyond one step and the reach
+        result = WX250S.ik(apply_bridge_delta(target, arm.state().ee_pose[:3, 3], crash), joints,
+                           max_joint_step=bound, margin=0.05)
+        assert not result.success and result.joints is None
+        assert np.allclose(arm.advance(BRIDGE_STEP_PERIOD).ee_pose, target, atol=1e-9)  # nothing moved
