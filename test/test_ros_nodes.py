@@ -152,7 +152,7 @@ def test_supervisor_rejects_a_bad_instruction_and_starts_a_good_one(ros, tmp_pat
 def test_sim_launch_stack_runs_a_trial_to_a_result(ros, tmp_path, bridge_episodes):
     """sim.launch.py's four nodes in one process: an instruction runs a trial (replayed Bridge
     actions as the policy) that ends with a TrialResult scored by the sim check."""
-    pytest.importorskip("mujoco")
+    pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")  # sets MUJOCO_GL first
     from nora_ros.msg import EndEffectorCommand, TrialResult, TrialStatus
     from std_msgs.msg import String
 

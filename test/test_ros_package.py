@@ -17,7 +17,8 @@ import pytest
 from ros_msg_standins import PRIMITIVES, STANDARD, parse_msg, repo_specs
 
 from nora_ros import node_params
-from nora_ros.node_params import NODES, node_params as params_of
+from nora_ros.node_params import NODES
+from nora_ros.node_params import node_params as params_of
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MSG_NAMES = ("ActionChunk", "EndEffectorCommand", "SafetyStatus", "TrialResult", "TrialStatus")

@@ -107,7 +107,12 @@ class PolicyNode:
         from nora_ros.ros_convert import chunk_to_msg, command_to_msg
 
         now = common.now_seconds(self.node)
-        out = self.loop.tick(now)
+        try:
+            out = self.loop.tick(now)
+        except Exception as exc:  # noqa: BLE001 - publish nothing (the safety node holds) and say why
+            self.node.get_logger().error(f"control tick failed: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
+            self.loop.last_error = str(exc)
+            return
         frame_id = self.params["base_frame"]
         if out.chunk is not None:
             self.chunk_pub.publish(chunk_to_msg(out.chunk, self._msg["chunk"], frame_id, out.latency))

@@ -152,7 +152,14 @@ class SafetyNode:
 
         now = common.now_seconds(self.node)
         self.ticks.tick(now)
-        out = self.loop.tick(now)
+        try:
+            out = self.loop.tick(now)
+        except Exception as exc:  # noqa: BLE001 - a bug must stop the arm, not the node that holds it
+            reason = f"internal error in the safety tick: {type(exc).__name__}: {exc}"
+            self.node.get_logger().error(reason)
+            self.loop.estop(reason)
+            self.fault_pub.publish(self._msg["String"](data=reason))
+            return
         f = self.loop.filter
         limits: list[tuple[str, str]] = []
         ticks = held = 0

@@ -59,6 +59,7 @@ class SimNode:
         self.scored_trial = 0
         self.rejected = 0
         self.last_rejection = ""
+        self.render_error = ""
         self.render_time = LatencyMeter()
         self.physics_rate = RateMeter()
         self._dt = common.period(p["physics_rate_hz"])
@@ -129,7 +130,12 @@ class SimNode:
 
         now = common.now_seconds(self.node)
         t0 = time.perf_counter()
-        image = self.world.render()
+        try:
+            image = self.world.render()
+        except NoraError as exc:  # no GL backend: say how to fix it, keep the physics running
+            self.render_error = str(exc)
+            self.node.get_logger().error(f"cannot render the camera: {exc}", throttle_duration_sec=10.0)
+            return
         self.render_time.add(time.perf_counter() - t0)
         frame_id = self.params["frame_id"]
         self.image_pub.publish(array_to_image(image, "rgb8", self._msg["Image"], now, frame_id))
@@ -156,6 +162,8 @@ class SimNode:
                                       "than real time"))
         if self.last_rejection:
             parts.append((Level.WARN, f"{self.rejected} commands rejected, last: {self.last_rejection}"))
+        if self.render_error:
+            parts.append((Level.ERROR, self.render_error))
         return [DiagnosticReport.worst(common.report_name(self.node, "sim"), parts, {
             "task": self.params["task"], "trial_id": self.trial_id, "trial_state": self.trial_state,
             "sim_time_s": self.world.time, "physics_rate_hz": rate, "render_median_s": self.render_time.median()})]

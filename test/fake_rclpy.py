@@ -1,0 +1,313 @@
+"""A stand-in for the ROS 2 client library at the boundary that cannot exist here (no ROS on
+this machine), so the node shells' own code runs in tests: what they declare, publish, serve
+and compute per callback. It is not ROS: no middleware, no QoS matching, no executor; a test
+calls the callbacks and timers itself. Message classes are the rosidl-like stand-ins of
+ros_msg_standins (typed setters), so a wrong field type in a shell fails here.
+
+Covers exactly what nora_ros/nodes uses of rclpy, rcl_interfaces, the message and service
+packages, and the generated nora_ros.msg; install with :func:`install` (monkeypatch).
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+from dataclasses import dataclass, field
+
+from ros_msg_standins import MSG
+
+# --------------------------------------------------------------------------- rcl_interfaces
+
+
+class ParameterType:
+    PARAMETER_NOT_SET, PARAMETER_BOOL, PARAMETER_INTEGER, PARAMETER_DOUBLE, PARAMETER_STRING = 0, 1, 2, 3, 4
+    PARAMETER_BYTE_ARRAY, PARAMETER_BOOL_ARRAY, PARAMETER_INTEGER_ARRAY = 5, 6, 7
+    PARAMETER_DOUBLE_ARRAY, PARAMETER_STRING_ARRAY = 8, 9
+
+
+@dataclass
+class FloatingPointRange:
+    from_value: float = 0.0
+    to_value: float = 0.0
+    step: float = 0.0
+
+
+@dataclass
+class IntegerRange:
+    from_value: int = 0
+    to_value: int = 0
+    step: int = 0
+
+
+@dataclass
+class ParameterDescriptor:
+    name: str = ""
+    type: int = 0
+    description: str = ""
+    additional_constraints: str = ""
+    read_only: bool = False
+    dynamic_typing: bool = False
+    floating_point_range: list = field(default_factory=list)
+    integer_range: list = field(default_factory=list)
+
+
+@dataclass
+class SetParametersResult:
+    successful: bool = False
+    reason: str = ""
+
+
+# --------------------------------------------------------------------------- rclpy
+
+
+class Parameter:
+    def __init__(self, name, type_=None, value=None):
+        self.name = name
+        self.value = value
+
+
+class ParameterError(Exception):
+    """What rclpy raises for an out-of-range or read-only value."""
+
+
+@dataclass
+class Published:
+    topic: str
+    msgs: list = field(default_factory=list)
+
+    def publish(self, msg):
+        self.msgs.append(msg)
+
+    def get_subscription_count(self):
+        return 1
+
+
+@dataclass
+class Timer:
+    period: float
+    callback: object
+    cancelled: bool = False
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class Clock:
+    t = 1000.0  # seconds; tests move it
+
+    def now(self):
+        return types.SimpleNamespace(nanoseconds=int(round(Clock.t * 1e9)))
+
+
+class Logger:
+    def __init__(self):
+        self.lines = []
+
+    def _log(self, level, msg, **kw):
+        self.lines.append((level, str(msg)))
+
+    def info(self, msg, **kw):
+        self._log("info", msg)
+
+    def warning(self, msg, **kw):
+        self._log("warning", msg)
+
+    def error(self, msg, **kw):
+        self._log("error", msg)
+
+    def debug(self, msg, **kw):
+        self._log("debug", msg)
+
+
+class Node:
+    def __init__(self, name, namespace="nora", parameter_overrides=()):
+        self.name, self.namespace = name, namespace
+        self.overrides = {p.name: p.value for p in parameter_overrides}
+        self.params: dict[str, object] = {}
+        self.descriptors: dict[str, ParameterDescriptor] = {}
+        self.callbacks = []
+        self.publishers: dict[str, Published] = {}
+        self.subscriptions: dict[str, object] = {}
+        self.services: dict[str, object] = {}
+        self.timers: list[Timer] = []
+        self.logger = Logger()
+        self.destroyed = False
+
+    # parameters
+    def declare_parameter(self, name, value, descriptor):
+        value = self.overrides.get(name, value)
+        _check_descriptor(descriptor, value)
+        self.params[name], self.descriptors[name] = value, descriptor
+        return Parameter(name, value=value)
+
+    def get_parameter(self, name):
+        return Parameter(name, value=self.params[name])
+
+    def add_on_set_parameters_callback(self, cb):
+        self.callbacks.append(cb)
+
+    def set_parameters(self, params):
+        results = []
+        for p in params:
+            desc = self.descriptors[p.name]
+            if desc.read_only:
+                results.append(SetParametersResult(False, f"parameter {p.name} cannot be set because it is read-only"))
+                continue
+            try:
+                _check_descriptor(desc, p.value)
+            except ParameterError as exc:
+                results.append(SetParametersResult(False, str(exc)))
+                continue
+            result = SetParametersResult(True)
+            for cb in self.callbacks:
+                result = cb([p])
+                if not result.successful:
+                    break
+            if result.successful:
+                self.params[p.name] = p.value
+            results.append(result)
+        return results
+
+    # communication
+    def create_publisher(self, msg_type, topic, qos):
+        pub = self.publishers[topic] = Published(topic)
+        pub.msg_type, pub.qos = msg_type, qos
+        return pub
+
+    def create_subscription(self, msg_type, topic, callback, qos):
+        self.subscriptions[topic] = callback
+        return types.SimpleNamespace(topic=topic, qos=qos)
+
+    def create_service(self, srv_type, name, callback):
+        self.services[name] = (srv_type, callback)
+        return name
+
+    def create_client(self, srv_type, name):
+        raise AssertionError(f"unexpected service client {name}")
+
+    def create_timer(self, period, callback):
+        timer = Timer(period, callback)
+        self.timers.append(timer)
+        return timer
+
+    def get_clock(self):
+        return Clock()
+
+    def get_logger(self):
+        return self.logger
+
+    def get_name(self):
+        return self.name
+
+    def get_namespace(self):
+        return "/" + self.namespace
+
+    def destroy_node(self):
+        self.destroyed = True
+
+    # helpers for tests
+    def call(self, name, request):
+        srv_type, callback = self.services[name]
+        return callback(request, srv_type.Response())
+
+    def fire(self, period=None):
+        """Run every timer (or those with ``period``) once."""
+        for t in list(self.timers):
+            if not t.cancelled and (period is None or abs(t.period - period) < 1e-9):
+                t.callback()
+
+
+def _check_descriptor(desc, value):
+    if desc.floating_point_range and isinstance(value, float):
+        r = desc.floating_point_range[0]
+        if not r.from_value <= value <= r.to_value:
+            raise ParameterError(f"{desc.name} = {value} is outside [{r.from_value}, {r.to_value}]")
+    if desc.integer_range and isinstance(value, int) and not isinstance(value, bool):
+        r = desc.integer_range[0]
+        if not r.from_value <= value <= r.to_value:
+            raise ParameterError(f"{desc.name} = {value} is outside [{r.from_value}, {r.to_value}]")
+
+
+class ReliabilityPolicy(enum.Enum):
+    RELIABLE, BEST_EFFORT = 1, 2
+
+
+class DurabilityPolicy(enum.Enum):
+    TRANSIENT_LOCAL, VOLATILE = 1, 2
+
+
+class HistoryPolicy(enum.Enum):
+    KEEP_LAST, KEEP_ALL = 1, 2
+
+
+@dataclass
+class QoSProfile:
+    history: HistoryPolicy = HistoryPolicy.KEEP_LAST
+    depth: int = 10
+    reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE
+    durability: DurabilityPolicy = DurabilityPolicy.VOLATILE
+
+
+# --------------------------------------------------------------------------- services
+
+
+def _service(name, request_fields, response_fields):
+    def cls(fields, suffix):
+        def init(self, **kw):
+            for k, v in fields.items():
+                setattr(self, k, kw.get(k, v))
+
+        return type(f"{name}_{suffix}", (), {"__init__": init})
+
+    return type(name, (), {"Request": cls(request_fields, "Request"), "Response": cls(response_fields, "Response")})
+
+
+Trigger = _service("Trigger", {}, {"success": False, "message": ""})
+SetBool = _service("SetBool", {"data": False}, {"success": False, "message": ""})
+
+
+# --------------------------------------------------------------------------- install
+
+
+class SpinStop(KeyboardInterrupt):
+    """What the fake spin raises: Ctrl-C."""
+
+
+def install(monkeypatch) -> None:
+    """Put the stand-in modules in ``sys.modules`` for this test only."""
+    import sys
+
+    def module(name, **attrs):
+        m = types.ModuleType(name)
+        m.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, m)
+        return m
+
+    spun = []
+
+    def spin(node):
+        spun.append(node)
+        raise SpinStop()
+
+    module("rclpy", init=lambda args=None, signal_handler_options=None: None, spin=spin, try_shutdown=lambda: None,
+           spun=spun)
+    module("rclpy.node", Node=Node)
+    module("rclpy.parameter", Parameter=Parameter)
+    module("rclpy.qos", QoSProfile=QoSProfile, ReliabilityPolicy=ReliabilityPolicy, DurabilityPolicy=DurabilityPolicy,
+           HistoryPolicy=HistoryPolicy,
+           qos_profile_sensor_data=QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+    module("rclpy.executors", ExternalShutdownException=type("ExternalShutdownException", (Exception,), {}))
+    module("rclpy.signals", SignalHandlerOptions=types.SimpleNamespace(NO="no", ALL="all"))
+    module("rcl_interfaces")
+    module("rcl_interfaces.msg", ParameterDescriptor=ParameterDescriptor, FloatingPointRange=FloatingPointRange,
+           IntegerRange=IntegerRange, ParameterType=ParameterType, SetParametersResult=SetParametersResult)
+    module("std_srvs")
+    module("std_srvs.srv", Trigger=Trigger, SetBool=SetBool)
+    packages: dict[str, dict] = {}
+    for full, cls in MSG.items():
+        pkg, name = full.split("/")
+        packages.setdefault(pkg, {})[name] = cls
+    for pkg, classes in packages.items():
+        if pkg != "nora_ros":
+            module(pkg)
+        module(f"{pkg}.msg", **classes)

@@ -1,0 +1,220 @@
+"""The node shells' own code, run without ROS against test/fake_rclpy (the client library is the
+boundary that cannot exist here; the middleware is not simulated). What runs for real: every
+shell's construction (parameters, publishers, subscriptions, services, timers), its callbacks
+and timers with messages built like rosidl's, the core components behind them (ReplayPolicy
+in its worker thread, SafetyFilter + SimArm, TrialSupervisor + results file, SimWorld), and
+main()'s clean shutdown. On a ROS machine, test_ros_nodes.py runs them on a real graph."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import fake_rclpy
+import numpy as np
+import pytest
+from conftest import shared_data_path
+from ros_msg_standins import MSG
+
+from nora_ros import ros_convert as rc
+
+
+@pytest.fixture
+def ros(monkeypatch):
+    fake_rclpy.install(monkeypatch)
+    fake_rclpy.Clock.t = 1000.0
+    return fake_rclpy
+
+
+def _node(ros, name, **params):
+    return ros.Node(name, parameter_overrides=[ros.Parameter(k, value=v) for k, v in params.items()])
+
+
+def _advance(ros, dt):
+    ros.Clock.t = round(ros.Clock.t + dt, 9)
+
+
+def _status(trial_id, state, instruction="put carrot in pot", start_pose=(0.25, 0.0, 0.15, 0.0, 0.0, 0.0)):
+    return rc.trial_status_to_msg(MSG["nora_ros/TrialStatus"], stamp=fake_rclpy.Clock.t, trial_id=trial_id,
+                                  instruction=instruction, state_name=state, start_pose=start_pose)
+
+
+def test_camera_shell_publishes_frames_info_and_diagnostics(ros):
+    from nora_ros.nodes.camera_node import CameraNode
+
+    folder = shared_data_path("simpler_real_bridge_frames")
+    node = _node(ros, "camera_node", source=f"folder:{folder}", fps=5.0)
+    shell = CameraNode(node)
+    assert node.descriptors["fps"].read_only and node.descriptors["fps"].floating_point_range[0].to_value == 120.0
+    node.fire(period=0.2)
+    (img,) = node.publishers["camera/image_raw"].msgs
+    assert (img.encoding, img.height, img.width, img.step) == ("bgr8", 480, 640, 1920)
+    assert rc.stamp_to_seconds(img.header.stamp) == pytest.approx(1000.0)
+    assert node.publishers["camera/camera_info"].msgs[0].width == 640
+    assert node.publishers["camera/image_raw"].qos.reliability is ros.ReliabilityPolicy.BEST_EFFORT
+    node.fire(period=1.0)
+    (diag,) = node.publishers["/diagnostics"].msgs
+    assert diag.status[0].name == "/nora/camera_node: camera"
+    assert node.set_parameters([ros.Parameter("reconnect_interval", value=2.0)])[0].successful
+    assert not node.set_parameters([ros.Parameter("fps", value=10.0)])[0].successful
+    shell.shutdown()
+
+
+def test_policy_shell_turns_frames_into_commands_while_running(ros, bridge_episodes):
+    from nora_ros.nodes.policy_node import PolicyNode
+
+    actions = np.load(bridge_episodes[0])["action"]
+    node = _node(ros, "policy_node", model=f"replay:{bridge_episodes[0]}", base_frame="wx250s/base_link")
+    shell = PolicyNode(node)
+    cmd_pub = node.publishers["cmd"]
+    node.fire(period=0.1)
+    assert cmd_pub.msgs == []  # no trial: nothing published
+    node.subscriptions["trial/status"](_status(1, "RUNNING"))
+    image = rc.array_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8", MSG["sensor_msgs/Image"], ros.Clock.t, "camera")
+    node.subscriptions["camera/image_raw"](image)
+    node.fire(period=0.1)  # submits the frame to the worker thread; holds meanwhile
+    assert cmd_pub.msgs[-1].twist.linear.x == 0.0 and cmd_pub.msgs[-1].chunk_id == 0
+    deadline = time.monotonic() + 10
+    while not node.publishers["action_chunk"].msgs and time.monotonic() < deadline:
+        time.sleep(0.01)
+        node.fire(period=0.1)
+    (chunk,) = node.publishers["action_chunk"].msgs
+    assert list(chunk.actions) == pytest.approx(actions[0].tolist())
+    cmd = cmd_pub.msgs[-1]
+    assert cmd.chunk_id == chunk.chunk_id and cmd.header.frame_id == "wx250s/base_link"
+    assert cmd.twist.linear.x == pytest.approx(actions[0][0] / 0.2)
+    bad = rc.array_to_image(np.zeros((4, 4), np.uint8), "mono8", MSG["sensor_msgs/Image"], ros.Clock.t, "camera")
+    bad.encoding = "yuv422"
+    node.subscriptions["camera/image_raw"](bad)
+    assert shell.image_errors == 1 and "yuv422" in shell.last_image_error
+    assert node.set_parameters([ros.Parameter("execute_steps", value=2)])[0].successful
+    assert not node.set_parameters([ros.Parameter("control_rate_hz", value=20.0)])[0].successful
+    node.fire(period=1.0)
+    report = node.publishers["/diagnostics"].msgs[-1].status[0]
+    assert dict((kv.key, kv.value) for kv in report.values)["chunks"] == "1"
+    shell.shutdown()
+
+
+def test_safety_shell_moves_to_start_runs_and_serves_the_estop(ros):
+    from nora_ros.nodes.safety_node import SafetyNode
+
+    node = _node(ros, "safety_node", arm_backend="kinematic", **{"safety.tick_period": 0.1})
+    shell = SafetyNode(node)
+    assert node.descriptors["safety.max_linear_speed"].description.startswith("m/s")
+    statuses = node.publishers["safety/status"].msgs
+    node.subscriptions["trial/status"](_status(1, "RESETTING"))
+    for _ in range(100):
+        _advance(ros, 0.1)
+        node.fire(period=0.1)
+        if statuses[-1].at_start:
+            break
+    assert statuses[-1].at_start and statuses[-1].start_trial_id == 1
+    node.subscriptions["trial/status"](_status(1, "RUNNING"))
+    cmd = EndEffectorCommand_down(ros.Clock.t)
+    node.subscriptions["cmd"](rc.command_to_msg(cmd, MSG["nora_ros/EndEffectorCommand"]))
+    _advance(ros, 0.1)
+    node.fire(period=0.1)
+    safe = node.publishers["cmd_safe"].msgs[-1]
+    assert safe.twist.linear.z == pytest.approx(-0.05) and safe.header.frame_id == "wx250s/base_link"
+    # Loosening a limit while the trial runs is refused; tightening is fine.
+    result = node.set_parameters([ros.Parameter("safety.max_linear_speed", value=0.5)])[0]
+    assert not result.successful and "only be tightened" in result.reason
+    assert node.set_parameters([ros.Parameter("safety.max_linear_speed", value=0.1)])[0].successful
+    answer = node.call("safety/estop", None)
+    assert answer.success
+    _advance(ros, 0.1)
+    node.fire(period=0.1)
+    assert statuses[-1].estopped and "safety/estop" in statuses[-1].estop_reason and statuses[-1].holding
+    assert node.call("safety/reset", None).success
+    req = ros.SetBool.Request(data=False)
+    assert node.call("safety/enable", req).success
+    shell.shutdown()
+
+
+def EndEffectorCommand_down(t):
+    from nora_ros.actions import EndEffectorCommand
+
+    return EndEffectorCommand(np.array([0.0, 0.0, -0.05]), np.zeros(3), 1.0, stamp=t, observation_stamp=t)
+
+
+def test_supervisor_shell_runs_a_trial_and_publishes_the_result(ros, tmp_path):
+    from nora_ros.nodes.supervisor_node import SupervisorNode
+
+    path = tmp_path / "results.jsonl"
+    node = _node(ros, "supervisor_node", results_file=str(path), model_id="replay", max_steps=2,
+                 start_pose=[0.25, 0.0, 0.15, 0.0, 0.0, 0.0])
+    SupervisorNode(node)
+    statuses = node.publishers["trial/status"].msgs
+    assert statuses[-1].state_name == "IDLE" and statuses[-1].reason == "supervisor started"
+    String = MSG["std_msgs/String"]
+    node.subscriptions["instruction"](String(data=""))
+    assert "empty" in statuses[-1].reason
+    node.subscriptions["instruction"](String(data="put carrot in pot"))
+    assert statuses[-1].state_name == "RESETTING" and list(statuses[-1].start_pose)[:3] == [0.25, 0.0, 0.15]
+    safety = rc.safety_status_to_msg(MSG["nora_ros/SafetyStatus"], stamp=ros.Clock.t, enabled=True, estopped=False,
+                                     holding=True, at_start=True, start_trial_id=1)
+    _advance(ros, 1.0)
+    node.subscriptions["safety/status"](safety)
+    assert statuses[-1].state_name == "RUNNING"
+    for chunk in (1, 2):
+        _advance(ros, 0.2)
+        cmd = rc.command_to_msg(EndEffectorCommand_down(ros.Clock.t), MSG["nora_ros/EndEffectorCommand"])
+        cmd.chunk_id = chunk
+        node.subscriptions["cmd"](cmd)
+    assert statuses[-1].state_name == "AWAITING_SCORE" and statuses[-1].steps == 2
+    node.subscriptions["trial/score"](String(data="partial 0.5 carrot on the rim"))
+    assert statuses[-1].state_name == "DONE"
+    (result,) = node.publishers["trial/result"].msgs
+    assert result.score == MSG["nora_ros/TrialResult"].PARTIAL and result.score_value == 0.5
+    assert result.note == "carrot on the rim" and result.results_file == str(path) and result.steps == 2
+    assert json.loads(path.read_text())["trial_id"] == 1
+
+
+def test_sim_shell_publishes_the_world_takes_commands_and_scores(ros):
+    # Imported first: it sets MUJOCO_GL=osmesa (CPU rendering) before mujoco loads.
+    pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")
+    from nora_ros.nodes.sim_node import SimNode
+
+    node = _node(ros, "sim_node", camera_rate_hz=5.0)
+    shell = SimNode(node)
+    try:
+        node.fire(period=1 / 30.0)
+        (js,) = node.publishers["joint_states"].msgs
+        assert list(js.name)[-2:] == ["left_finger", "right_finger"] and len(js.position) == 8
+        q0 = np.array(js.position[:6])
+        target = q0 + np.array([0.2, 0, 0, 0, 0, 0])
+        traj = rc.joint_trajectory_msg(MSG["trajectory_msgs/JointTrajectory"], MSG["trajectory_msgs/JointTrajectoryPoint"],
+                                       MSG["builtin_interfaces/Duration"], shell.names, target, 0.5, ros.Clock.t)
+        node.subscriptions["sim/joint_command"](traj)
+        for _ in range(40):  # 0.8 s of physics at 50 Hz
+            node.fire(period=0.02)
+        np.testing.assert_allclose(shell.world.arm_joints(), target, atol=0.02)
+        node.fire(period=0.2)
+        (img,) = node.publishers["camera/image_raw"].msgs
+        assert (img.encoding, img.height, img.width) == ("rgb8", 480, 640)
+        node.subscriptions["trial/status"](_status(3, "RESETTING"))
+        assert shell.world.seed == 3  # laid out from seed + trial id
+        node.subscriptions["trial/status"](_status(3, "AWAITING_SCORE"))
+        (score,) = node.publishers["trial/score"].msgs
+        assert score.data.startswith("failure sim check:")
+    finally:
+        shell.shutdown()
+
+
+def test_main_shuts_down_cleanly_on_ctrl_c(ros, tmp_path):
+    from nora_ros.nodes import supervisor_node
+
+    created = []
+
+    class Recording(supervisor_node.SupervisorNode):
+        def __init__(self):
+            super().__init__(_node(ros, "supervisor_node", results_file=str(tmp_path / "r.jsonl")))
+            created.append(self)
+
+        def shutdown(self):
+            self.shut = True
+            super().shutdown()
+
+    assert supervisor_node.common.run(Recording) == 0
+    (shell,) = created
+    assert shell.shut and shell.node.destroyed
