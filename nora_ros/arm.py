@@ -13,6 +13,7 @@ our executor, shuts the whole rclpy context down on exit, and its "blocking" cal
 from __future__ import annotations
 
 import abc
+import logging
 import math
 import threading
 import time
@@ -32,6 +33,8 @@ from nora_ros.kinematics import (
     WidowXModel,
     finger_to_gripper,
 )
+
+_log = logging.getLogger(__name__)
 
 GRIPPER_THRESHOLD = 0.5
 """Gripper commands above this open, others close (widowx_envs' rule). The real gripper runs in
@@ -426,7 +429,9 @@ class InterbotixArmConfig:
     of the time-based motion profile, at most half of each move's duration. ``arrival_tolerance``
     (rad): ``moving`` ends when the move's time is up and every joint is this close to its
     target. ``service_timeout`` (s): how long :meth:`InterbotixArm.configure` waits for the
-    driver's services.
+    driver's services. ``state_timeout`` (s): joint states older than this (by receipt) are
+    stale: :meth:`InterbotixArm.state` raises instead of returning them (the driver publishes at
+    30 to 100 Hz; silence means it is gone, and planning from old joints is unsafe).
     """
 
     robot_model: str = "wx250s"
@@ -436,6 +441,7 @@ class InterbotixArmConfig:
     accel_time: float = 0.04
     arrival_tolerance: float = 0.02
     service_timeout: float = 5.0
+    state_timeout: float = 0.5
 
     def __post_init__(self) -> None:
         if self.robot_model not in ROBOT_MODELS:
@@ -450,6 +456,8 @@ class InterbotixArmConfig:
             raise ConfigurationError(f"arrival_tolerance must be a positive angle in rad, got {self.arrival_tolerance}")
         if not (self.service_timeout > 0.0):
             raise ConfigurationError(f"service_timeout must be > 0 s, got {self.service_timeout}")
+        if not (self.state_timeout > 0.0):
+            raise ConfigurationError(f"state_timeout must be > 0 s (a few driver periods, e.g. 0.5), got {self.state_timeout}")
 
     @property
     def namespace(self) -> str:
@@ -498,7 +506,7 @@ class InterbotixArm(Arm):
         self._sub = node.create_subscription(self._msgs.JointState, f"{ns}/joint_states", self._on_joint_states, 10)
         self._modes = node.create_client(self._msgs.OperatingModes, f"{ns}/set_operating_modes")
         self._registers = node.create_client(self._msgs.RegisterValues, f"{ns}/set_motor_registers")
-        self._latest: tuple[np.ndarray, float, float] | None = None  # joints, left finger (m), stamp
+        self._latest: tuple[np.ndarray, float, float, float] | None = None  # joints, finger (m), stamp, receipt
         self.rejected_states = 0
         """Joint-state messages ignored because a joint was missing (see :attr:`last_rejection`)."""
         self.last_rejection = ""
@@ -570,7 +578,7 @@ class InterbotixArm(Arm):
             stamp = self._clock()
         q.setflags(write=False)
         with self._lock:
-            self._latest = (q, finger, stamp)
+            self._latest = (q, finger, stamp, self._clock())
         # PWM keeps pushing: stop it once the fingers reach their travel limit (as Interbotix does),
         # but keep squeezing an object the fingers closed on.
         if self._gripper_moving and (
@@ -582,6 +590,7 @@ class InterbotixArm(Arm):
     # ----------------------------------------------------------------- Arm
 
     def state(self) -> ArmState:
+        """The latest joint state; ArmError when there is none yet or it is stale (``state_timeout``)."""
         with self._lock:
             latest = self._latest
         if latest is None:
@@ -589,7 +598,13 @@ class InterbotixArm(Arm):
                 f"no joint states received on {self.config.namespace}/joint_states yet; is the xs driver running?"
                 + (f" ({self.rejected_states} rejected: {self.last_rejection})" if self.rejected_states else "")
             )
-        q, finger, stamp = latest
+        q, finger, stamp, received = latest
+        age = self._clock() - received
+        if age > self.config.state_timeout:
+            raise ArmError(
+                f"joint states on {self.config.namespace}/joint_states are stale: the last arrived {age:.2f} s ago "
+                f"(state_timeout {self.config.state_timeout} s); is the xs driver still running?"
+            )
         moving = self._clock() < self._move_end or (
             self._goal is not None and float(np.max(np.abs(q - self._goal))) > self.config.arrival_tolerance
         )
@@ -623,8 +638,16 @@ class InterbotixArm(Arm):
         self._gripper_moving = True
 
     def hold(self) -> None:
-        """Command the measured joints (within the current profile): the arm stops where it is."""
-        q = self.state().joints
+        """Command the measured joints (within the current profile): the arm stops where it is.
+
+        Without a fresh measurement nothing new is sent (the arm stops at its last target, at most
+        one step ahead) and a warning says why: hold never raises, it is the e-stop's action.
+        """
+        try:
+            q = self.state().joints
+        except ArmError as exc:
+            _log.warning("hold: %s; the arm keeps its last target", exc)
+            return
         self._publish_joints(q)
         self._move_end = self._clock()
 
@@ -648,7 +671,7 @@ class InterbotixArm(Arm):
 
     def close(self) -> None:
         """Hold (when states have arrived) and release the publishers, subscription and clients."""
-        if self._latest is not None and self._configured:
+        if self._configured:
             self.hold()
         for kind, handle in (("publisher", self._group_pub), ("publisher", self._single_pub),
                              ("subscription", self._sub), ("client", self._modes), ("client", self._registers)):

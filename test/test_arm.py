@@ -429,6 +429,21 @@ def test_interbotix_hold_commands_the_measured_joints():
     assert np.allclose(held.cmd, WX250S.sleep_joints)
 
 
+def test_interbotix_stale_joint_states_raise_and_hold_sends_nothing():
+    arm, node, driver = make_interbotix(state_timeout=0.5)
+    arm.configure()
+    driver.publish_state()
+    arm.command_joints(TARGET, 0.2)
+    driver.t += 0.6  # the driver went silent
+    with pytest.raises(ArmError, match="stale.*0.60 s"):
+        arm.state()
+    sent = len(node.publishers["/wx250s/commands/joint_group"].messages)
+    arm.hold()  # never raises: the arm stops at its last target
+    assert len(node.publishers["/wx250s/commands/joint_group"].messages) == sent
+    driver.publish_state()
+    assert np.allclose(arm.state().joints, TARGET)
+
+
 def test_interbotix_home_waits_for_arrival_or_times_out():
     arm, node, driver = make_interbotix()
     arm.configure()
