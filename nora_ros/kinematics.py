@@ -400,12 +400,9 @@ class WidowXModel:
             hi_l = [min(x, s + max_joint_step) for x, s in zip(hi_l, seed_l, strict=True)]
         bad = [name for name, x, y in zip(self.joint_names, lo_l, hi_l, strict=True) if x > y]
         if bad:
-            return IKResult(
-                False, None,
-                f"no feasible joints: {bad} cannot get within the limits minus margin {margin} rad "
-                f"in one step of at most {max_joint_step} rad from the seed",
-                inf, inf,
-            )
+            step = "" if max_joint_step is None else f" in one step of at most {max_joint_step:.3f} rad from the seed"
+            return IKResult(False, None, f"no feasible joints: {bad} cannot get within the limits minus margin "
+                            f"{margin} rad{step}", inf, inf)
         cands, why_none = self._branches(target, seed_l, lo_l, hi_l)
         if cands:
             # Nearest the seed first; the seed-keeping approximations pass the FK check only near
