@@ -216,6 +216,9 @@ CAMERA_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("loop", True, "Video file and image folder sources start over at the end.", read_only=True),
     ParamSpec("reconnect_interval", 1.0, "Seconds between attempts to reopen a device that dropped.",
               minimum=0.1, maximum=60.0),
+    ParamSpec("jpeg_quality", 0, "Also publish camera/image_raw/compressed (JPEG at this quality) for a policy "
+              "node on another computer across a slow link; 0: raw images only.", minimum=0, maximum=100,
+              read_only=True),
 )
 
 

@@ -188,6 +188,24 @@ def compressed_to_frame(msg) -> Frame:
                  frame_id=str(msg.header.frame_id) or "camera")
 
 
+def frame_to_compressed(frame: Frame, msg_cls, quality: int, frame_id: str | None = None):
+    """A :class:`Frame` as a JPEG ``sensor_msgs/CompressedImage`` (for a slow link to a policy on
+    another computer); ``format`` is what image_transport's compressed plugin writes."""
+    import cv2  # lazy: only a camera node publishing compressed images needs OpenCV
+
+    if not 1 <= int(quality) <= 100:
+        raise InvalidInputError(f"JPEG quality must lie in [1, 100], got {quality}")
+    bgr = frame.image if frame.encoding == "bgr8" else frame.image[..., ::-1]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise InvalidInputError("JPEG encoding failed")
+    msg = msg_cls()
+    _fill_header(msg, frame.stamp, frame_id or frame.frame_id)
+    msg.format = f"{frame.encoding}; jpeg compressed bgr8"
+    msg.data = array.array("B", buf.tobytes())
+    return msg
+
+
 def camera_info(msg_cls, height: int, width: int, stamp: float, frame_id: str):
     """An uncalibrated ``sensor_msgs/CameraInfo`` for an image of ``height x width``.
 

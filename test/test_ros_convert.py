@@ -146,6 +146,20 @@ def test_compressed_jpeg_decodes_to_a_bgr_frame():
         rc.compressed_to_frame(broken)
 
 
+def test_frame_to_compressed_round_trip_is_close_and_keeps_colours():
+    pytest.importorskip("cv2")
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = (200, 30, 30)  # red in RGB
+    frame = rc.image_to_frame(rc.array_to_image(img, "rgb8", Image, 3.5, "cam"))
+    msg = rc.frame_to_compressed(frame, MSG["sensor_msgs/CompressedImage"], quality=90)
+    assert msg.format == "rgb8; jpeg compressed bgr8" and len(msg.data) < img.nbytes
+    back = rc.compressed_to_frame(msg)
+    assert back.stamp == 3.5 and back.frame_id == "cam"
+    assert np.abs(back.rgb().astype(int) - img.astype(int)).mean() < 3.0
+    with pytest.raises(InvalidInputError, match="quality"):
+        rc.frame_to_compressed(frame, MSG["sensor_msgs/CompressedImage"], quality=0)
+
+
 def test_camera_info_is_uncalibrated_with_the_image_size():
     msg = rc.camera_info(MSG["sensor_msgs/CameraInfo"], 480, 640, 1.0, "camera")
     assert (msg.height, msg.width, msg.header.frame_id) == (480, 640, "camera")

@@ -43,7 +43,7 @@ def test_camera_shell_publishes_frames_info_and_diagnostics(ros):
     from nora_ros.nodes.camera_node import CameraNode
 
     folder = shared_data_path("simpler_real_bridge_frames")
-    node = _node(ros, "camera_node", source=f"folder:{folder}", fps=5.0)
+    node = _node(ros, "camera_node", source=f"folder:{folder}", fps=5.0, jpeg_quality=80)
     shell = CameraNode(node)
     assert node.descriptors["fps"].read_only and node.descriptors["fps"].floating_point_range[0].to_value == 120.0
     node.fire(period=0.2)
@@ -51,6 +51,8 @@ def test_camera_shell_publishes_frames_info_and_diagnostics(ros):
     assert (img.encoding, img.height, img.width, img.step) == ("bgr8", 480, 640, 1920)
     assert rc.stamp_to_seconds(img.header.stamp) == pytest.approx(1000.0)
     assert node.publishers["camera/camera_info"].msgs[0].width == 640
+    (jpeg,) = node.publishers["camera/image_raw/compressed"].msgs
+    assert rc.compressed_to_frame(jpeg).image.shape == (480, 640, 3)
     assert node.publishers["camera/image_raw"].qos.reliability is ros.ReliabilityPolicy.BEST_EFFORT
     node.fire(period=1.0)
     (diag,) = node.publishers["/diagnostics"].msgs

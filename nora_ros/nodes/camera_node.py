@@ -5,7 +5,9 @@ dropped device is reopened every ``reconnect_interval`` s without blocking the t
 publishes it as bgr8 with a CameraInfo, stamped with the node's clock at capture. Sensor-data
 QoS. /diagnostics reports the rate, drops and reconnects.
 
-Topics: camera/image_raw (sensor_msgs/Image), camera/camera_info (sensor_msgs/CameraInfo).
+Topics: camera/image_raw (sensor_msgs/Image), camera/camera_info (sensor_msgs/CameraInfo), and with
+jpeg_quality > 0 camera/image_raw/compressed (sensor_msgs/CompressedImage, JPEG) for a policy node
+on another computer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class CameraNode:
 
     def __init__(self, node=None):
         from rclpy.node import Node
-        from sensor_msgs.msg import CameraInfo, Image
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
         self.node = node or Node("camera_node")
         self.params = common.declare_parameters(self.node, CAMERA_PARAMS)
@@ -29,8 +31,12 @@ class CameraNode:
         p = self.params
         self.source = open_source(p["source"], p["frame_id"], loop=p["loop"], width=p["width"], height=p["height"],
                                   fps=p["fps"], reconnect_interval=p["reconnect_interval"])
-        self._Image, self._CameraInfo = Image, CameraInfo
+        self._Image, self._CameraInfo, self._CompressedImage = Image, CameraInfo, CompressedImage
         self.image_pub = self.node.create_publisher(Image, "camera/image_raw", common.qos(common.SENSOR))
+        self.compressed_pub = None
+        if p["jpeg_quality"] > 0:
+            self.compressed_pub = self.node.create_publisher(CompressedImage, "camera/image_raw/compressed",
+                                                             common.qos(common.SENSOR))
         self.info_pub = self.node.create_publisher(CameraInfo, "camera/camera_info", common.qos(common.SENSOR))
         self.rate = RateMeter()
         self.timer = self.node.create_timer(common.period(p["fps"]), self._capture)
@@ -42,7 +48,7 @@ class CameraNode:
             self.source.reconnect_interval = changes["reconnect_interval"]
 
     def _capture(self) -> None:
-        from nora_ros.ros_convert import camera_info, frame_to_image
+        from nora_ros.ros_convert import camera_info, frame_to_compressed, frame_to_image
 
         now = common.now_seconds(self.node)
         frame = self.source.read(now)
@@ -50,6 +56,8 @@ class CameraNode:
             return  # the reason is in source.health, reported on /diagnostics
         self.rate.tick(now)
         self.image_pub.publish(frame_to_image(frame, self._Image))
+        if self.compressed_pub is not None:
+            self.compressed_pub.publish(frame_to_compressed(frame, self._CompressedImage, self.params["jpeg_quality"]))
         h, w = frame.image.shape[:2]
         self.info_pub.publish(camera_info(self._CameraInfo, h, w, frame.stamp, frame.frame_id))
 
