@@ -356,6 +356,11 @@ class SimArm(Arm):
                 self._t = max(self._t, until)
         else:
             self._clock.sleep_until(until)
+            if self.time < until - 1e-9:
+                raise ArmError(
+                    f"the injected clock's sleep_until({until:.3f}) returned at {self.time:.3f}: this clock cannot "
+                    f"wait, so home()/sleep() cannot block; the arm keeps moving to {np.round(goal, 3).tolist()}"
+                )
         if until < arrival:
             raise ArmError(
                 f"the arm needs {duration:.2f} s to reach {np.round(goal, 3).tolist()} at {HOME_SPEED:.0%} of the "

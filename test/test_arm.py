@@ -147,6 +147,9 @@ def test_simarm_follows_an_injected_clock():
         arm.advance(0.1)
     arm.sleep()
     assert np.allclose(arm.state().joints, WX250S.sleep_joints) and clock.t > 101.0
+    clock.sleep_until = lambda t: None  # a clock that cannot wait: say so, do not pretend to arrive
+    with pytest.raises(ArmError, match="cannot wait"):
+        arm.home()
 
 
 def test_simarm_realtime_background_thread_hands_out_samples():
