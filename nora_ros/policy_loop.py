@@ -19,11 +19,48 @@ from dataclasses import dataclass
 from nora_ros.actions import ActionChunk, EndEffectorCommand
 from nora_ros.camera import Frame
 from nora_ros.diagnostics import LatencyMeter
+from nora_ros.errors import ConfigurationError
 from nora_ros.inference import InferenceOutcome, ThreadedInference, VirtualInference
-from nora_ros.runner import LoopConfig
-from nora_ros.scheduler import ActionScheduler
+from nora_ros.scheduler import ActionScheduler, SchedulerConfig
 
 RUNNING = "RUNNING"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Timing of the closed loop (the policy node reads the same names from its parameters).
+
+    control_rate_hz: control ticks per second (commands to the safety filter and the arm).
+    camera_rate_hz: frames per second taken from the camera.
+    max_image_age: seconds; a frame older than this is not given to the policy (stale camera).
+    execute_steps / max_chunk_age: chunk execution, see :class:`SchedulerConfig`.
+    max_policy_failures: consecutive failed inferences (decode errors, crashes) after which
+        the trial is ended as a fault instead of holding forever.
+    """
+
+    control_rate_hz: float = 10.0
+    camera_rate_hz: float = 5.0
+    max_image_age: float = 0.5
+    execute_steps: int = 1
+    max_chunk_age: float = 1.0
+    max_policy_failures: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("control_rate_hz", "camera_rate_hz", "max_image_age"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigurationError(f"{name} must be a positive number, got {v!r}")
+        if self.max_policy_failures < 1:
+            raise ConfigurationError(f"max_policy_failures must be >= 1, got {self.max_policy_failures}")
+        SchedulerConfig(self.execute_steps, self.max_chunk_age)  # validates those two
+
+    @property
+    def tick_period(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def scheduler(self) -> SchedulerConfig:
+        return SchedulerConfig(self.execute_steps, self.max_chunk_age)
 
 
 @dataclass(frozen=True)

@@ -24,49 +24,11 @@ import numpy as np
 from nora_ros.actions import EndEffectorCommand
 from nora_ros.arm import ArmState
 from nora_ros.camera import Frame
-from nora_ros.errors import ConfigurationError
-from nora_ros.inference import InferenceOutcome, ThreadedInference, VirtualInference
+from nora_ros.inference import ThreadedInference, VirtualInference
+from nora_ros.policy_loop import RUNNING, LoopConfig, PolicyLoop, PolicyTick
 from nora_ros.safety import SafeArm, SafetyResult
-from nora_ros.scheduler import ActionScheduler, SchedulerConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Timing of the closed loop (the policy node reads the same names from its parameters).
-
-    control_rate_hz: control ticks per second (commands to the safety filter and the arm).
-    camera_rate_hz: frames per second taken from the camera.
-    max_image_age: seconds; a frame older than this is not given to the policy (stale camera).
-    execute_steps / max_chunk_age: chunk execution, see :class:`SchedulerConfig`.
-    max_policy_failures: consecutive failed inferences (decode errors, crashes) after which
-        the trial is ended as a fault instead of holding forever.
-    """
-
-    control_rate_hz: float = 10.0
-    camera_rate_hz: float = 5.0
-    max_image_age: float = 0.5
-    execute_steps: int = 1
-    max_chunk_age: float = 1.0
-    max_policy_failures: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("control_rate_hz", "camera_rate_hz", "max_image_age"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ConfigurationError(f"{name} must be a positive number, got {v!r}")
-        if self.max_policy_failures < 1:
-            raise ConfigurationError(f"max_policy_failures must be >= 1, got {self.max_policy_failures}")
-        SchedulerConfig(self.execute_steps, self.max_chunk_age)  # validates those two
-
-    @property
-    def tick_period(self) -> float:
-        return 1.0 / self.control_rate_hz
-
-    @property
-    def scheduler(self) -> SchedulerConfig:
-        return SchedulerConfig(self.execute_steps, self.max_chunk_age)
 
 
 class FrameSource(Protocol):
@@ -78,106 +40,93 @@ class FrameSource(Protocol):
 
 @dataclass(frozen=True)
 class TickRecord:
-    """What happened on one control tick, for plots, logs and recordings."""
+    """What happened on one control tick, for plots, logs and recordings: the measured state,
+    the policy side's output (command or hold with its reason, a chunk that arrived), what the
+    safety filter decided, and the frame taken on this tick (if any)."""
 
     now: float
     state: ArmState
-    commanded: EndEffectorCommand | None
-    hold_reason: str
+    policy: PolicyTick
     result: SafetyResult
-    new_step: bool
-    outcome: InferenceOutcome | None
     frame: Frame | None
+
+    @property
+    def commanded(self) -> EndEffectorCommand | None:
+        """The policy's command; ``None`` when it held (no valid action due, or no trial)."""
+        cmd = self.policy.command
+        return None if cmd is None or self.policy.hold_reason else cmd
+
+    @property
+    def hold_reason(self) -> str:
+        return self.policy.hold_reason
+
+    @property
+    def new_step(self) -> bool:
+        return self.policy.new_step
 
 
 class ControlLoop:
-    """One control tick of the pipeline; owns the scheduler and the link to the worker.
+    """One control tick of the whole pipeline: the camera feeds the policy side
+    (:class:`~nora_ros.policy_loop.PolicyLoop`, exactly what the ROS policy node runs) and its
+    command goes through :class:`~nora_ros.safety.SafeArm` to the arm.
 
-    Not thread-safe: the caller's loop (or the node's timer) calls :meth:`tick` at a fixed
-    rate with the current time on the arm's clock.
+    Not thread-safe: the caller's loop calls :meth:`tick` at a fixed rate with the current time
+    on the arm's clock.
     """
 
     def __init__(self, camera: FrameSource, worker: ThreadedInference | VirtualInference, safe_arm: SafeArm,
                  config: LoopConfig | None = None):
         self.config = config or LoopConfig()
         self.camera = camera
-        self.worker = worker
         self.safe_arm = safe_arm
-        self.scheduler = ActionScheduler(self.config.scheduler)
-        self.instruction = ""
-        self.failures = 0
-        self.last_error = ""
-        self.expected_latency = 0.0
-        self._frame: Frame | None = None
+        self.policy = PolicyLoop(worker, self.config)
+        self._trial = 0
         self._next_frame = -math.inf
-        self._last_submitted = -math.inf
-        self._last_action: tuple[int, int] | None = None
 
-    def begin(self, instruction: str) -> None:
+    @property
+    def worker(self) -> ThreadedInference | VirtualInference:
+        return self.policy.worker
+
+    @worker.setter
+    def worker(self, worker: ThreadedInference | VirtualInference) -> None:
+        self.policy.worker = worker
+
+    def begin(self, instruction: str, now: float = 0.0) -> None:
         """Start a trial: the policy forgets the last one, the target is where the arm is."""
-        self.instruction = instruction
-        self.worker.policy.reset(instruction)
-        self.scheduler.clear()
-        self.failures = 0
-        self.last_error = ""
-        self._last_action = None
+        self._trial += 1
+        self.policy.on_trial(self._trial, RUNNING, instruction, now)
         self.safe_arm.reanchor()
 
-    def end(self) -> None:
-        """Stop using chunks (the trial is over); the next tick holds."""
-        self.scheduler.clear()
+    def end(self, now: float = 0.0) -> None:
+        """The trial is over: chunks are dropped and the next tick holds."""
+        self.policy.on_trial(self._trial, "DONE", self.policy.instruction, now)
 
     def tick(self, now: float, policy_enabled: bool) -> TickRecord:
         """Run one control tick at ``now``."""
         frame = None
         if now >= self._next_frame:
-            frame = self._frame = self.camera.capture(now)
+            frame = self.camera.capture(now)
+            self.policy.on_frame(frame)
             self._next_frame = max(self._next_frame + 1.0 / self.config.camera_rate_hz, now)
-        if policy_enabled:
-            self._maybe_submit(now)
-        outcome = self.worker.poll(now)
-        if outcome is not None:
-            self._take(outcome)
-        if policy_enabled:
-            scheduled = self.scheduler.command_at(now)
-            cmd, reason = scheduled.command, scheduled.reason
-        else:
-            self.scheduler.clear()
-            cmd, reason = None, "policy not enabled"
+        if not policy_enabled and self.policy.running:
+            self.end(now)
+        out = self.policy.tick(now)
         state = self.safe_arm.arm.state()
-        result = self.safe_arm.tick(cmd, now)
-        new_step = False
-        if cmd is not None and (cmd.chunk_id, cmd.index) != self._last_action:
-            self._last_action = (cmd.chunk_id, cmd.index)
-            new_step = True
-        return TickRecord(now, state, cmd, reason, result, new_step, outcome, frame)
+        result = self.safe_arm.tick(out.command, now)
+        return TickRecord(now, state, out, result, frame)
 
     @property
     def policy_failed(self) -> bool:
         """Too many consecutive failed inferences: the trial should end as a fault."""
-        return self.failures >= self.config.max_policy_failures
+        return self.policy.failures >= self.config.max_policy_failures
 
-    def _maybe_submit(self, now: float) -> None:
-        frame = self._frame
-        if frame is None or self.worker.busy or frame.stamp <= self._last_submitted:
-            return
-        if now - frame.stamp > self.config.max_image_age:
-            self.last_error = f"camera frame is {now - frame.stamp:.3f} s old (max_image_age {self.config.max_image_age} s)"
-            return
-        # Ask one tick early so the next chunk is ready as the current one ends.
-        if self.scheduler.wants_observation(now, self.expected_latency + self.config.tick_period):
-            if self.worker.submit(frame, self.instruction, now):
-                self._last_submitted = frame.stamp
+    @property
+    def failures(self) -> int:
+        return self.policy.failures
 
-    def _take(self, outcome: InferenceOutcome) -> None:
-        self.expected_latency = outcome.latency if self.expected_latency == 0 else (
-            0.8 * self.expected_latency + 0.2 * outcome.latency)
-        if outcome.chunk is not None:
-            self.failures = 0
-            self.scheduler.offer(outcome.chunk)
-        else:
-            self.failures += 1
-            self.last_error = outcome.error
+    @property
+    def last_error(self) -> str:
+        return self.policy.last_error
 
 
 # --------------------------------------------------------------------------- simulated trials
@@ -235,7 +184,7 @@ def run_sim_trial(world, arm, loop: ControlLoop, supervisor, instruction: str, s
     log_ = TrialLog(trial_id=supervisor.trial_id, instruction=instruction)
     # The sim reset put the arm at the start pose with the gripper open: report it.
     supervisor.arm_at_start(now)
-    loop.begin(instruction)
+    loop.begin(instruction, now)
     dt = loop.config.tick_period
     success = None
     while supervisor.state is TrialState.RUNNING:
@@ -265,7 +214,7 @@ def run_sim_trial(world, arm, loop: ControlLoop, supervisor, instruction: str, s
             supervisor.stop(world.time, f"task success: {outcome.reason}")
             break
         supervisor.tick(world.time)
-    loop.end()
+    loop.end(world.time)
     arm.hold()
     now = world.time
     for name, count in sorted(log_.limits.items()):
