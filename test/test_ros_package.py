@@ -21,6 +21,15 @@ from nora_ros.node_params import NODES
 from nora_ros.node_params import node_params as params_of
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _needs_policy_backend():
+    """The policy node's parameters take NoraConfig's defaults (one place); skip clearly while
+    nora_ros/policy/nora.py is not in this checkout."""
+    pytest.importorskip("nora_ros.policy.nora", reason="nora_ros/policy/nora.py (NoraConfig, the policy node's "
+                        "parameter defaults) is not in this checkout")
+
+
 MSG_NAMES = ("ActionChunk", "EndEffectorCommand", "SafetyStatus", "TrialResult", "TrialStatus")
 SCRIPTS = tuple(NODES)
 
@@ -272,6 +281,8 @@ def test_launch_file_references_only_installed_files_and_declared_parameters(nam
             continue
         executable = _const(kw["executable"])
         assert executable in SCRIPTS, f"{name} runs {executable}, which is not an installed script"
+        if executable == "policy_node":
+            _needs_policy_backend()
         assert _const(kw["name"]) == executable
         declared = {p.name for p in params_of(executable)} | {"use_sim_time"}
         for item in kw["parameters"].elts:
@@ -316,6 +327,7 @@ def test_replay_launch_uses_sim_time_and_dry_run():
 
 @pytest.mark.parametrize("name", ["widowx.yaml", "sim.yaml"])
 def test_parameter_file_sets_only_declared_parameters_with_valid_values(name):
+    _needs_policy_backend()
     header, overrides = node_params.read_yaml((REPO / "config" / name).read_text())
     assert header
     for node, values in overrides.items():
@@ -327,6 +339,7 @@ def test_parameter_file_lists_and_comments_every_parameter(name):
     """The file is what render_yaml makes of its own values: every parameter of each node is there
     with its description (set, or commented out at the code default). After a config dataclass
     changes, regenerate with `python -m nora_ros.node_params config/*.yaml`."""
+    _needs_policy_backend()
     text = (REPO / "config" / name).read_text()
     header, overrides = node_params.read_yaml(text)
     assert text == node_params.render_yaml(overrides, header), (
@@ -334,6 +347,7 @@ def test_parameter_file_lists_and_comments_every_parameter(name):
 
 
 def test_parameter_files_cover_the_nodes_their_launch_files_start():
+    _needs_policy_backend()
     for launch, yaml_name in (("widowx.launch.py", "widowx.yaml"), ("sim.launch.py", "sim.yaml")):
         _, overrides = node_params.read_yaml((REPO / "config" / yaml_name).read_text())
         started = {_const({k.arg: k.value for k in n.keywords}["executable"])
@@ -343,6 +357,7 @@ def test_parameter_files_cover_the_nodes_their_launch_files_start():
 
 
 def test_parameter_specs_reject_bad_values_with_a_reason():
+    _needs_policy_backend()
     specs = {p.name: p for p in params_of("policy_node")}
     with pytest.raises(ValueError, match=r"control_rate_hz = 500.0 is outside \[1.0, 100.0\]"):
         specs["control_rate_hz"].check(500.0)
@@ -356,6 +371,7 @@ def test_parameter_specs_reject_bad_values_with_a_reason():
 
 
 def test_every_parameter_has_a_description_and_a_valid_default():
+    _needs_policy_backend()
     for node in NODES:
         specs = params_of(node)
         names = [s.name for s in specs]
