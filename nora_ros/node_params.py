@@ -265,7 +265,7 @@ def policy_params() -> tuple[ParamSpec, ...]:
             "norm_stats": "Statistics file to use instead of the checkpoint's norm_stats.json",
             "fast_tokenizer": "FAST+ table (folder, tokenizer.json or hub ID) instead of the checkpoint's",
             "device": "cpu, cuda or cuda:N",
-            "dtype": "bfloat16, float16 or float32 (automatic: bfloat16 on a GPU, float32 on a CPU)",
+            "dtype": "bfloat16, float16 or float32; automatic is bfloat16 on a GPU, float32 on a CPU",
             "attention": "sdpa, eager or flash_attention_2",
             "lowercase_instruction": "Lower-case instructions, as NORA's training data was.",
             "max_instruction_chars": "Longest instruction accepted; longer ones are rejected, not cut.",
