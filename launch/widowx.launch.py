@@ -33,6 +33,8 @@ def generate_launch_description():
     use_rviz = LaunchConfiguration("use_rviz")
     camera = LaunchConfiguration("camera")
     camera_source = LaunchConfiguration("camera_source")
+    jpeg_quality = LaunchConfiguration("jpeg_quality")
+    policy = LaunchConfiguration("policy")
     image_topic = LaunchConfiguration("image_topic")
     model = LaunchConfiguration("model")
     dry_run = LaunchConfiguration("dry_run")
@@ -64,6 +66,14 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "camera_source", default_value="device:0",
             description="camera_node source: device:N or /dev/videoN (a camera), video:PATH, folder:PATH."),
+        DeclareLaunchArgument(
+            "jpeg_quality", default_value="0",
+            description="camera_node also publishes camera/image_raw/compressed at this JPEG quality (1-100) for "
+                        "a policy node on another computer; 0: raw images only."),
+        DeclareLaunchArgument(
+            "policy", default_value="true", choices=["true", "false"],
+            description="true: run the policy node here; false: it runs elsewhere (a GPU workstation on the same "
+                        "ROS_DOMAIN_ID)."),
         DeclareLaunchArgument(
             "image_topic", default_value="camera/image_raw",
             description="Image topic the policy reads (relative names are under the namespace); "
@@ -110,11 +120,13 @@ def generate_launch_description():
         Node(
             package="nora_ros", executable="camera_node", name="camera_node", output="screen",
             condition=IfCondition(camera),
-            parameters=[params_file, {"source": ParameterValue(camera_source, value_type=str)}],
+            parameters=[params_file, {"source": ParameterValue(camera_source, value_type=str),
+                                      "jpeg_quality": ParameterValue(jpeg_quality, value_type=int)}],
             ros_arguments=ros_args,
         ),
         Node(
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
+            condition=IfCondition(policy),
             parameters=[params_file, {"model": ParameterValue(model, value_type=str)}],
             remappings=[("camera/image_raw", image_topic)],
             ros_arguments=ros_args,
