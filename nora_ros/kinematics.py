@@ -468,10 +468,12 @@ class WidowXModel:
         purpose: numpy's per-call overhead dominates 3x3 work.
         """
         g = self._geometry()
-        bounded = lo is not None and hi is not None
+        if lo is None or hi is None:
+            lo = [-math.inf] * self.n_joints
+            hi = [math.inf] * self.n_joints
 
         def inside(i: int, v: float) -> bool:
-            return not bounded or lo[i] <= v <= hi[i]
+            return lo[i] <= v <= hi[i]
 
         t = target.tolist()
         px, py, pz = t[0][3], t[1][3], t[2][3]
@@ -549,8 +551,15 @@ class WidowXModel:
         offset = self.home_pose[:3, 3] - wc  # wrist centre -> end effector at home
         if not (np.allclose(self.home_pose[:3, :3], np.eye(3)) and abs(offset[1]) < 1e-12 and abs(offset[2]) < 1e-12):
             raise ConfigurationError(f"{self.name}: closed-form IK expects the home pose M to be a pure x offset from the wrist centre")
+        for name in ("forearm_roll", "wrist_rotate"):
+            if name in idx and not (abs(pts[idx[name]][1]) < 1e-12 and abs(pts[idx[name]][2] - wr[1]) < 1e-12):
+                raise ConfigurationError(f"{self.name}: closed-form IK expects {name}'s axis through the wrist centre")
+        if not np.allclose(pts[idx["waist"]][:2], 0.0):
+            raise ConfigurationError(f"{self.name}: closed-form IK expects the waist axis through the origin")
+        # Python floats, not numpy scalars: the IK's scalar math is several times faster on them.
         g = {
-            "s": s, "u": u, "t": t, "l1": l1, "l2": l2, "k": math.hypot(a, b), "psi": math.atan2(b, a),
+            "s": tuple(map(float, s)), "u": tuple(map(float, u)), "t": tuple(map(float, t)),
+            "l1": l1, "l2": l2, "k": math.hypot(a, b), "psi": math.atan2(b, a),
             "reach_min": abs(l1 - l2), "reach_max": l1 + l2,
             "offset": float(offset[0]),
             "full": self.full_pose,
@@ -596,6 +605,11 @@ def _dist2(a: list[float], b: list[float]) -> float:
     return sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
 
 
+_NEAR_SINGULAR = 0.01
+"""|sin(wrist angle)| below which the seed-keeping wrist candidates are tried: farther out they
+cannot pass the IK tolerances (their error grows with the wrist angle)."""
+
+
 def _xyx_solutions(rw: list[list[float]], seed_a: float, seed_c: float) -> list[tuple[float, float, float, bool]]:
     """(a, b, c, exact) with ``Rx(a) Ry(b) Rx(c) = rw``: both wrist branches (exact), plus the two
     solutions that keep one roll joint at its seed (exact only if the pose allows it)."""
@@ -605,6 +619,8 @@ def _xyx_solutions(rw: list[list[float]], seed_a: float, seed_c: float) -> list[
         b = math.atan2(sb, rw[0][0])
         out.append((math.atan2(rw[1][0], -rw[2][0]), b, math.atan2(rw[0][1], rw[0][2]), True))
         out.append((math.atan2(-rw[1][0], rw[2][0]), -b, math.atan2(-rw[0][1], -rw[0][2]), True))
+    if sb > _NEAR_SINGULAR:
+        return out
     # keep a = seed_a: Rx(a)^T rw = Ry(b) Rx(c)
     ca, sa = math.cos(seed_a), math.sin(seed_a)
     m11 = ca * rw[1][1] + sa * rw[2][1]
