@@ -74,7 +74,7 @@ class ExpertConfig:
     gain: float = 0.6
     hover_height: float = 0.07
     min_grasp_height: float = 0.025
-    carry_height: float = 0.16
+    carry_height: float = 0.12
     tolerance: float = 0.008
     yaw_tolerance: float = 0.08
     close_steps: int = 3
