@@ -6,7 +6,8 @@ calls :meth:`SafetyLoop.tick` once per ``safety.tick_period``. What it does by t
 
 - RESETTING: plan the move to the trial's start pose (:mod:`nora_ros.start_pose`), send it and
   open the gripper; report ``at_start`` once the arm stands there (the supervisor then starts
-  the trial). With actuation off (dry run, disabled) nothing moves and ``at_start`` is
+  the trial). Without an arm measurement yet, planning waits for one (the supervisor's reset
+  timeout bounds the wait). With actuation off (dry run, disabled) nothing moves and ``at_start`` is
   reported at once, so a dry run still runs trials.
 - RUNNING: the safety filter re-anchors at the measured pose, then every tick passes the
   latest command through :class:`~nora_ros.safety.SafeArm` (the one path to the motors); in a
@@ -35,6 +36,7 @@ from nora_ros.start_pose import StartMove, plan_start_move, reached
 
 class Phase(str, enum.Enum):
     IDLE = "idle"
+    WAITING_FOR_ARM = "waiting_for_arm"  # RESETTING, but no arm measurement yet to plan the move from
     STARTING = "starting"
     AT_START = "at_start"
     RUNNING = "running"
@@ -70,6 +72,8 @@ class SafetyLoop:
         self.trial_id = 0
         self.move: StartMove | None = None
         self._cmd: EndEffectorCommand | None = None
+        self._start_pose: tuple[float, ...] = ()
+        self.waiting_reason = ""
         self._faults: list[str] = []
         if dry_run:
             safe_arm.filter.set_enabled(False)
@@ -93,8 +97,9 @@ class SafetyLoop:
 
     def on_trial(self, trial_id: int, state: str, start_pose: Sequence[float], now: float) -> None:
         if state == "RESETTING":
-            if trial_id != self.trial_id or self.phase not in (Phase.STARTING, Phase.AT_START):
+            if trial_id != self.trial_id or self.phase not in (Phase.WAITING_FOR_ARM, Phase.STARTING, Phase.AT_START):
                 self.trial_id = trial_id
+                self._start_pose = tuple(start_pose)
                 self._start(start_pose)
         elif state == "RUNNING":
             if trial_id != self.trial_id or self.phase is not Phase.RUNNING:
@@ -111,7 +116,7 @@ class SafetyLoop:
             self.filter.estop(reason)  # reported; nothing to stop
         else:
             self._safely(lambda: self.safe_arm.estop(reason), "e-stop", fallback=lambda: self.filter.estop(reason))
-        if self.phase is Phase.STARTING:
+        if self.phase in (Phase.STARTING, Phase.WAITING_FOR_ARM):
             self.phase = Phase.IDLE
 
     def reset_estop(self) -> None:
@@ -133,7 +138,7 @@ class SafetyLoop:
         new = SafetyConfig.from_mapping({**current.to_mapping(), **changes})
         if new.tick_period != current.tick_period:
             raise ConfigurationError("safety.tick_period is fixed at start; restart the node to change it")
-        if self.phase in (Phase.RUNNING, Phase.STARTING):
+        if self.phase in (Phase.RUNNING, Phase.STARTING, Phase.WAITING_FOR_ARM):
             new.check_tightens(current)
         self.filter.config = new
         return new
@@ -154,6 +159,8 @@ class SafetyLoop:
                 self.phase = Phase.IDLE
                 return SafetyTick(None, True, False, 0, fault or reason)
             return SafetyTick(result, result.holding, False, 0, fault)
+        if self.phase is Phase.WAITING_FOR_ARM:
+            self._start(self._start_pose)  # the supervisor's reset timeout bounds the wait
         if self.phase is Phase.STARTING and self.move is not None:
             try:
                 if reached(self.arm.state(), self.move, self.start_tolerance):
@@ -173,9 +180,16 @@ class SafetyLoop:
                                 f"({self.filter.estop_reason}); call safety/reset first")
             return
         try:
-            move = plan_start_move(self.arm.kinematics, self.filter.config, self.arm.state(), start_pose,
-                                   self.start_duration)
-        except (ArmError, KinematicsError, ConfigurationError) as exc:
+            state = self.arm.state()
+        except ArmError as exc:
+            # No measurement yet (driver starting, first joint states in flight): plan on a later tick.
+            self.phase = Phase.WAITING_FOR_ARM
+            self.waiting_reason = str(exc)
+            return
+        self.waiting_reason = ""
+        try:
+            move = plan_start_move(self.arm.kinematics, self.filter.config, state, start_pose, self.start_duration)
+        except (KinematicsError, ConfigurationError) as exc:
             self.phase = Phase.IDLE
             self._faults.append(f"cannot move to the start pose of trial {self.trial_id}: {exc}")
             return

@@ -170,8 +170,11 @@ def test_sim_launch_stack_runs_a_trial_to_a_result(ros, tmp_path, bridge_episode
     statuses = _collect(probe, TrialStatus, "/nora/trial/status", common.LATCHED)
     results = _collect(probe, TrialResult, "/nora/trial/result", common.EVENTS)
     commands = _collect(probe, EndEffectorCommand, "/nora/cmd_safe")
+    from sensor_msgs.msg import JointState
+
+    joint_states = _collect(probe, JointState, "/nora/joint_states")
     pub = probe.create_publisher(String, "/nora/instruction", common.qos(common.COMMAND))
-    assert _spin_until(executor, lambda: pub.get_subscription_count() > 0)
+    assert _spin_until(executor, lambda: pub.get_subscription_count() > 0 and joint_states)
     pub.publish(String(data="put carrot in pot"))
     assert _spin_until(executor, lambda: results, timeout=60.0), [s.state_name + ": " + s.reason for s in statuses]
     states = [s.state_name for s in statuses]

@@ -158,3 +158,31 @@ def test_end_of_trial_holds_and_stops_commanding(rig):
     ticks = _step(arm, loop, 5, _down(0.05))
     assert all(t.result is None and t.holding for t in ticks)
     np.testing.assert_allclose(arm.state().joints, held, atol=1e-9)
+
+
+class NoStateYet(SimArm):
+    """A SimArm whose driver has not published a measurement while ``silent``."""
+
+    silent = True
+
+    def state(self):
+        if self.silent:
+            from nora_ros.errors import ArmError
+
+            raise ArmError("no joint states received on joint_states yet")
+        return super().state()
+
+
+def test_resetting_before_the_first_arm_measurement_waits_for_it():
+    model = WidowXModel.from_name("wx250s")
+    arm = NoStateYet(model)
+    loop = SafetyLoop(SafeArm(SafetyFilter(SafetyConfig(tick_period=TICK), model), arm), start_duration=1.0)
+    loop.on_trial(1, "RESETTING", START, arm.time)
+    assert loop.phase is Phase.WAITING_FOR_ARM and "no joint states" in loop.waiting_reason
+    for _ in range(3):
+        tick = loop.tick(arm.time)
+        assert tick.fault == "" and not tick.at_start and loop.phase is Phase.WAITING_FOR_ARM
+    arm.silent = False  # the first joint states arrive
+    ticks = _step(arm, loop, 80)
+    assert all(t.fault == "" for t in ticks)
+    assert any(t.at_start for t in ticks) and loop.phase is Phase.AT_START

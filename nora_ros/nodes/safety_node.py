@@ -188,6 +188,8 @@ class SafetyNode:
             parts.append((Level.WARN, "dry run: the arm is never commanded"))
         elif not f.enabled:
             parts.append((Level.WARN, "actuation off"))
+        if self.loop.waiting_reason:
+            parts.append((Level.WARN, f"waiting to plan the start move: {self.loop.waiting_reason}"))
         try:
             state = self.arm.state()
             age = now - state.stamp
