@@ -158,10 +158,10 @@ def build_tokenizer(tiktoken_path: str | pathlib.Path | None) -> Tokenizer:
     ranks = read_tiktoken_ranks(tiktoken_path) if tiktoken_path is not None else _fallback_ranks()
     if len(ranks) > N_REGULAR_TOKENS:
         raise ConfigurationError(f"rank file has {len(ranks)} tokens; Qwen2.5 has {N_REGULAR_TOKENS}")
-    byte_map = _bytes_to_unicode()
+    table = str.maketrans({chr(b): c for b, c in _bytes_to_unicode().items()})
 
     def text(token: bytes) -> str:
-        return "".join(byte_map[b] for b in token)
+        return token.decode("latin-1").translate(table)  # byte b -> its byte-level character
 
     vocab = {text(tok): rank for tok, rank in ranks.items()}
     for i in range(len(vocab), N_REGULAR_TOKENS):
