@@ -11,8 +11,7 @@ from nora_ros.actions import action_to_command
 from nora_ros.camera import Frame
 from nora_ros.inference import VirtualInference
 from nora_ros.policy import ReplayPolicy
-from nora_ros.policy_loop import PolicyLoop
-from nora_ros.runner import LoopConfig
+from nora_ros.policy_loop import LoopConfig, PolicyLoop
 
 DT = 0.1  # 10 Hz control
 

@@ -29,8 +29,7 @@ class PolicyNode:
         from nora_ros.inference import ThreadedInference
         from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
         from nora_ros.node_params import policy_params, values_for
-        from nora_ros.policy_loop import PolicyLoop, policy_from_params
-        from nora_ros.runner import LoopConfig
+        from nora_ros.policy_loop import LoopConfig, PolicyLoop, policy_from_params
 
         self.node = node or Node("policy_node")
         self.specs = policy_params()
@@ -125,7 +124,7 @@ class PolicyNode:
             self.cmd_pub.publish(command_to_msg(out.command, self._msg["cmd"], frame_id))
 
     def _apply(self, changes: dict) -> None:
-        from nora_ros.runner import LoopConfig
+        from nora_ros.policy_loop import LoopConfig
         from nora_ros.scheduler import ActionScheduler
 
         fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
