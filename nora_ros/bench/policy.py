@@ -1,0 +1,277 @@
+"""``python -m nora_ros.bench policy``: per-stage latency of our NORA path vs the reference style.
+
+Both paths run on the same model, frame and instruction:
+
+- ours (:class:`nora_ros.policy.nora.NoraPolicy`): numpy lanczos3 resize and patches, prompt ids
+  cached per instruction, greedy decoding constrained to a well-formed FAST+ chunk (it stops
+  when the chunk is complete), FAST decode, unnormalize;
+- reference style (declare-lab/nora's ``inference.py``): the frame as a PIL image resized to
+  224x224, chat template, processor (image processor + tokenizer) per step, unconstrained
+  ``generate`` with the same token bound, action tokens picked out and FAST-decoded afterwards.
+
+Prints median and p90 per stage (preprocess, prefill, decode, fast_decode, unnormalize, total)
+over ``--steps`` steps after ``--warmup`` untimed ones, tokens per step, and as the last line
+``ratio: X`` = reference median total / ours. Without ``--model`` a tiny random-weight
+checkpoint is built in a temporary folder; ``--full-size`` swaps in a random-weight model of
+NORA's full size (Qwen2.5-VL-3B) in memory, for GPU figures (peak memory is printed too).
+With random weights the reference path usually runs to the token bound and its output rarely
+decodes; both facts are printed, and the per-token decode time is given for a like-for-like view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import tempfile
+import time
+
+import numpy as np
+
+from nora_ros.policy.tiny import SHARED_DATA
+
+STAGES = ("preprocess", "prefill", "decode", "fast_decode", "unnormalize", "total")
+INSTRUCTION = "put the carrot on the plate"
+FRAME = SHARED_DATA / "simpler_real_bridge_frames" / "real_inpainting__bridge_real_eval_1.png"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("policy", help="NORA per-stage latency: our path vs the reference style",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="checkpoint folder or hub ID (default: a tiny random-weight one)")
+    p.add_argument("--steps", type=int, default=50, help="timed steps per path (at least 50; default 50)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per path first (default 3)")
+    p.add_argument("--variant", default="nora", help="nora (T=1) or nora-long (T=5)")
+    p.add_argument("--device", default=None, help="cpu, cuda (default: the GPU if there is one)")
+    p.add_argument("--dtype", default=None, help="bfloat16, float32 (default: bfloat16 on a GPU, float32 on a CPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--full-size", action="store_true", help="random-weight model of NORA's full size (3B), in memory")
+    p.set_defaults(func=run)
+
+
+def _frame() -> tuple[np.ndarray, str]:
+    if FRAME.is_file():
+        from PIL import Image
+
+        return np.asarray(Image.open(FRAME).convert("RGB")), f"real WidowX frame {FRAME.name}"
+    return np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8), "random 480x640 frame"
+
+
+class _FirstCall:
+    """A do-nothing logits processor that notes when prefill ended (its first call)."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.first_call: float | None = None
+        self.cuda = cuda
+
+    def __call__(self, input_ids, scores):
+        if self.first_call is None:
+            if self.cuda:
+                import torch
+
+                torch.cuda.synchronize()
+            self.first_call = time.perf_counter()
+        return scores
+
+
+class ReferenceStyle:
+    """declare-lab/nora's inference path, on our loaded model (for comparison only)."""
+
+    def __init__(self, policy) -> None:
+        self.policy = policy
+        self.loaded = policy.loaded
+        self.processor = self._processor()
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.loaded.folder)
+
+    def _processor(self):
+        """The checkpoint's Qwen2.5-VL processor where transformers can build it (it needs
+        torchvision for its video part); else the same steps by hand: image processor on the
+        PIL image, chat template, tokenizer, image placeholder expanded per merged patch."""
+        try:
+            from transformers import AutoProcessor
+
+            return AutoProcessor.from_pretrained(self.loaded.folder)
+        except Exception:  # noqa: BLE001 - any failure means: do its steps by hand
+            return None
+
+    def inputs(self, rgb: np.ndarray, instruction: str) -> dict:
+        from PIL import Image
+
+        loaded = self.loaded
+        image = Image.fromarray(rgb).resize((224, 224))  # qwen_vl_utils with resized_height/width
+        messages = [{"role": "user", "content": [
+            {"type": "image", "image": image, "resized_height": 224, "resized_width": 224},
+            {"type": "text", "text": instruction}]}]
+        if self.processor is not None:
+            text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return dict(self.processor(text=[text], images=[image], padding=True, return_tensors="pt"))
+        text = self.tokenizer.apply_chat_template(
+            messages, chat_template=loaded.chat_template, tokenize=False, add_generation_prompt=True
+        )
+        vision = loaded.image_processor(images=[image], return_tensors="pt")
+        n = int(vision["image_grid_thw"][0].prod()) // loaded.image_processor.merge_size**2
+        text = text.replace("<|image_pad|>", "<|image_pad|>" * n, 1)
+        enc = dict(self.tokenizer([text], padding=True, return_tensors="pt"))
+        # What Qwen2.5-VL's processor adds: which tokens are image tokens (for 3D positions).
+        enc["mm_token_type_ids"] = (enc["input_ids"] == self.tokenizer.convert_tokens_to_ids("<|image_pad|>")).int()
+        return {**enc, **vision}
+
+    def step(self, rgb: np.ndarray, instruction: str) -> tuple[dict[str, float], int, bool]:
+        import torch
+
+        from nora_ros.errors import FastDecodeError
+        from nora_ros.qwen_vocab import ACTION_TOKEN_OFFSET, N_ACTION_TOKENS
+
+        policy, loaded = self.policy, self.loaded
+        t0 = time.perf_counter()
+        inputs = self.inputs(rgb, instruction)
+        inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(getattr(torch, loaded.dtype))
+        t1 = time.perf_counter()
+        marker = _FirstCall(loaded.device.startswith("cuda"))
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        gen = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=policy.max_new_tokens,
+                               eos_token_id=self.tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                               pad_token_id=self.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
+        with torch.inference_mode():
+            out = loaded.model.generate(**inputs, generation_config=gen, logits_processor=LogitsProcessorList([marker]))
+        t3 = time.perf_counter()
+        t2 = marker.first_call or t3
+        generated = out[0, inputs["input_ids"].shape[1]:]
+        ids = generated[(generated >= ACTION_TOKEN_OFFSET) & (generated < ACTION_TOKEN_OFFSET + N_ACTION_TOKENS)]
+        ok = True
+        try:
+            normalized = loaded.fast.decode((ids - ACTION_TOKEN_OFFSET).tolist(), policy.horizon)
+        except FastDecodeError:
+            ok = False
+            normalized = np.zeros((policy.horizon, 7))  # timing only; the reference returns zeros too
+        t4 = time.perf_counter()
+        stats = loaded.norm_stats
+        _ = 0.5 * (normalized + 1) * (stats.q99 - stats.q01) + stats.q01  # the reference unnormalizes every dim
+        t5 = time.perf_counter()
+        times = {"preprocess": t1 - t0, "prefill": t2 - t1, "decode": t3 - t2, "fast_decode": t4 - t3,
+                 "unnormalize": t5 - t4, "total": t5 - t0}
+        return times, int(generated.shape[0]), ok
+
+
+def _full_size_model(loaded, device: str, dtype: str):
+    """A random-weight Qwen2.5-VL of NORA's size (3B backbone, 153713 vocab), built on ``device``."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from nora_ros.qwen_vocab import IM_END_ID, IMAGE_PAD_ID, VISION_END_ID, VISION_START_ID, VOCAB_SIZE
+
+    config = Qwen2_5_VLConfig(
+        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 2048, "intermediate_size": 11008,
+                     "num_hidden_layers": 36, "num_attention_heads": 16, "num_key_value_heads": 2,
+                     "max_position_embeddings": 128000,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24], "rope_theta": 1000000.0},
+                     "eos_token_id": IM_END_ID, "tie_word_embeddings": True},
+        vision_config={"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                       "out_hidden_size": 2048, "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31]},
+        image_token_id=IMAGE_PAD_ID, video_token_id=IMAGE_PAD_ID + 1,
+        vision_start_token_id=VISION_START_ID, vision_end_token_id=VISION_END_ID, tie_word_embeddings=True,
+    )
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(
+            config, dtype=getattr(torch, dtype), attn_implementation="sdpa"
+        )
+    return model.eval()
+
+
+def _table(name: str, rows: list[dict[str, float]]) -> list[str]:
+    lines = []
+    for stage in STAGES:
+        v = np.array([r[stage] for r in rows]) * 1e3
+        lines.append(f"{name:<10} {stage:<12} {np.median(v):>10.2f} {np.percentile(v, 90):>10.2f}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import logging
+
+    import torch
+
+    from nora_ros.camera import Frame
+    from nora_ros.policy.nora import NoraConfig, NoraPolicy, load_nora
+    from nora_ros.policy.tiny import build_tiny_checkpoint
+
+    if args.steps < 50:
+        print(f"--steps {args.steps}: at least 50 steps are needed for a p90; using 50")
+        args.steps = 50
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.getLogger("nora_ros.policy.nora").setLevel(logging.ERROR)  # clipping notes of random weights
+    tmp = None
+    model = args.model
+    if model is None:
+        tmp = tempfile.TemporaryDirectory(prefix="nora_bench_")
+        model = str(build_tiny_checkpoint(pathlib.Path(tmp.name) / "tiny"))
+    kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v is not None}
+    config = NoraConfig(model=model, variant=args.variant, **kwargs)
+    loaded = load_nora(config)
+    label = "tiny random weights" if args.model is None else model
+    if args.full_size:
+        loaded = dataclasses.replace(loaded, model=_full_size_model(loaded, loaded.device, loaded.dtype))
+        label = "full-size NORA architecture (Qwen2.5-VL-3B, vocab 153713), random weights"
+    policy = NoraPolicy(config, loaded=loaded)
+    reference = ReferenceStyle(policy)
+    rgb, frame_source = _frame()
+    n_params = sum(p.numel() for p in loaded.model.parameters())
+    print(f"model: {label} ({n_params / 1e6:.1f} M parameters); variant {config.variant} (T={policy.horizon}); "
+          f"device {loaded.device}, dtype {loaded.dtype}, torch threads {torch.get_num_threads()}")
+    print(f"input: {frame_source}, instruction '{INSTRUCTION}'; {args.steps} timed steps after {args.warmup} warm-up; "
+          f"token bound {policy.max_new_tokens} for both paths")
+    print(f"reference processor: {'transformers AutoProcessor' if reference.processor is not None else 'its steps by hand (AutoProcessor needs torchvision)'}")
+
+    cuda = loaded.device.startswith("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    ours, ours_tokens = [], []
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(args.warmup + args.steps):
+        sync()
+        chunk = policy.act(Frame(rgb, float(i)), INSTRUCTION)
+        sync()
+        if i >= args.warmup:
+            ours.append(chunk.timings)
+            ours_tokens.append(len(chunk.token_ids))
+    peak_ours = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+
+    ref, ref_tokens, ref_ok = [], [], 0
+    for i in range(args.warmup + args.steps):
+        sync()
+        times, n_tokens, ok = reference.step(rgb, INSTRUCTION)
+        sync()
+        if i >= args.warmup:
+            ref.append(times)
+            ref_tokens.append(n_tokens)
+            ref_ok += ok
+
+    print(f"{'path':<10} {'stage':<12} {'median_ms':>10} {'p90_ms':>10}")
+    for line in _table("ours", ours) + _table("reference", ref):
+        print(line)
+    for name, rows, toks in (("ours", ours, ours_tokens), ("reference", ref, ref_tokens)):
+        per_token = np.median([r["decode"] / max(n - 1, 1) for r, n in zip(rows, toks, strict=True)]) * 1e3
+        print(f"{name}: {np.mean(toks):.1f} generated tokens per step, decode {per_token:.2f} ms per token after the first")
+    # Like-for-like view: the reference's stages, with its decode scaled to our token count.
+    r_fixed = np.median([r["preprocess"] + r["prefill"] + r["fast_decode"] + r["unnormalize"] for r in ref])
+    r_tok = np.median([r["decode"] / max(n - 1, 1) for r, n in zip(ref, ref_tokens, strict=True)])
+    same_tokens = (r_fixed + r_tok * max(np.mean(ours_tokens) - 1, 0)) / np.median([r["total"] for r in ours])
+    print(f"ratio at our token count (reference decode scaled to {np.mean(ours_tokens):.1f} tokens): {same_tokens:.2f}")
+    print(f"ours: {len(ours)}/{len(ours)} chunks decoded; reference: {ref_ok}/{len(ref)} decoded "
+          "(an undecodable reference chunk becomes zeros there)")
+    if peak_ours is not None:
+        print(f"peak GPU memory (ours, allocated): {peak_ours:.2f} GiB")
+    ratio = np.median([r["total"] for r in ref]) / np.median([r["total"] for r in ours])
+    if tmp is not None:
+        tmp.cleanup()
+    print(f"ratio: {ratio:.2f}")
+    return 0
