@@ -25,7 +25,9 @@ setup(
         "opencv-python-headless>=4.8",
     ],
     extras_require={
-        "model": ["torch>=2.4", "transformers>=4.49,<6", "safetensors>=0.4"],
+        # transformers 5: Qwen2.5-VL's 3D positions from mm_token_type_ids, and its PIL image
+        # processor, so no torchvision is needed (none is published for torch 2.13 CPU).
+        "model": ["torch>=2.4", "transformers>=5.23,<6", "safetensors>=0.4", "jinja2>=3.1"],
         "sim": ["mujoco>=3.1", "imageio>=2.30"],
         "bag": ["rosbags>=0.10"],
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
