@@ -38,7 +38,7 @@ def _ms(values: list[float]) -> str:
 def run(args: argparse.Namespace) -> int:
     from nora_ros.sim.arm import MujocoArm
     from nora_ros.sim.expert import ScriptedExpertPolicy
-    from nora_ros.sim.rollout import _direct
+    from nora_ros.sim.rollout import execute_bridge_action
     from nora_ros.sim.world import SimWorld
 
     world = SimWorld(task=args.task, seed=args.seed)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         target = arm.state().ee_pose
         for _ in range(80):
             chunk = policy.act(world.observation(render=False), world.task.instruction)
-            target, _held = _direct(world, arm, target, chunk.actions[0], chunk.step_period, arm.state())
+            target, _held = execute_bridge_action(world, arm, target, chunk.actions[0], chunk.step_period, arm.state())
             t0 = time.perf_counter()
             world.step(chunk.step_period)
             step_costs.append(time.perf_counter() - t0)

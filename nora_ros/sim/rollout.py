@@ -109,7 +109,7 @@ def rollout(
             if safety is not None:
                 target, held, limited = _through_filter(safety, arm, action, period, frame.stamp, state)
             else:
-                target, held = _direct(world, arm, target, action, period, state)
+                target, held = execute_bridge_action(world, arm, target, action, period, state)
         world.step(period)
         record = StepRecord(i, world.time, action, np.array(target), arm.state().ee_pose, held, limited)
         records.append(record)
@@ -129,8 +129,16 @@ def rollout(
     )
 
 
-def _direct(world: SimWorld, arm: MujocoArm, target: np.ndarray, action: np.ndarray, period: float, state) -> tuple[np.ndarray, str]:
-    """Plain Bridge semantics: next target from the previous one, IK from the measured joints."""
+def execute_bridge_action(
+    world: SimWorld, arm: MujocoArm, target: np.ndarray, action: np.ndarray, period: float, state
+) -> tuple[np.ndarray, str]:
+    """Start one Bridge action without a safety filter; returns (new target, why it held or "").
+
+    ``target = apply_bridge_delta(target, measured position, action)``, IK seeded at the
+    measured joints within one ``period`` of the joint velocity limit, ``command_joints`` over
+    ``period``; the gripper is set either way. If IK fails the target does not advance and the
+    arm holds (widowx_envs advances it anyway and accumulates error: DESIGN.md 4).
+    """
     k = world.kinematics
     proposed = apply_bridge_delta(target, state.ee_pose[:3, 3], action)
     ik = k.ik(proposed, state.joints, max_joint_step=k.max_joint_step(period))
