@@ -78,6 +78,13 @@ def _data_bytes(data) -> np.ndarray:
     return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
+def _byte_array(a: np.ndarray) -> array.array:
+    """``a``'s bytes as the ``array.array('B')`` rosidl stores uint8[] in, copied once."""
+    out = array.array("B")
+    out.frombytes(memoryview(np.ascontiguousarray(a)).cast("B"))
+    return out
+
+
 def image_to_array(msg) -> np.ndarray:
     """A ``sensor_msgs/Image`` as ``HxWx3`` (rgb8, bgr8) or ``HxW`` (mono8) uint8, row padding removed.
 
@@ -164,7 +171,7 @@ def array_to_image(image: np.ndarray, encoding: str, msg_cls, stamp: float, fram
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = step
-    msg.data = array.array("B", np.ascontiguousarray(rows).tobytes())
+    msg.data = _byte_array(rows)
     return msg
 
 
@@ -202,7 +209,7 @@ def frame_to_compressed(frame: Frame, msg_cls, quality: int, frame_id: str | Non
     msg = msg_cls()
     _fill_header(msg, frame.stamp, frame_id or frame.frame_id)
     msg.format = f"{frame.encoding}; jpeg compressed bgr8"
-    msg.data = array.array("B", buf.tobytes())
+    msg.data = _byte_array(buf)
     return msg
 
 
