@@ -33,11 +33,15 @@ from nora_ros.errors import ArmError, ConfigurationError, InvalidInputError, Kin
 from nora_ros.safety import SafeArm, SafetyConfig, SafetyResult
 from nora_ros.start_pose import StartMove, plan_start_move, reached
 
+ARM_WAIT = 1.0
+"""Seconds a trial that starts RUNNING waits for a fresh arm measurement before it faults."""
+
 
 class Phase(str, enum.Enum):
     IDLE = "idle"
     WAITING_FOR_ARM = "waiting_for_arm"  # RESETTING, but no arm measurement yet to plan the move from
     STARTING = "starting"
+    WAITING_TO_RUN = "waiting_to_run"  # RUNNING, but no fresh arm measurement yet to anchor the filter at
     AT_START = "at_start"
     RUNNING = "running"
 
@@ -73,6 +77,7 @@ class SafetyLoop:
         self.move: StartMove | None = None
         self._cmd: EndEffectorCommand | None = None
         self._start_pose: tuple[float, ...] = ()
+        self._run_requested = 0.0
         self.waiting_reason = ""
         self._faults: list[str] = []
         if dry_run:
@@ -102,9 +107,10 @@ class SafetyLoop:
                 self._start_pose = tuple(start_pose)
                 self._start(start_pose)
         elif state == "RUNNING":
-            if trial_id != self.trial_id or self.phase is not Phase.RUNNING:
+            if trial_id != self.trial_id or self.phase not in (Phase.RUNNING, Phase.WAITING_TO_RUN):
                 self.trial_id = trial_id
-                self._run()
+                self._run_requested = now
+                self._run(now)
         else:
             if self.phase is Phase.RUNNING and not self.dry_run:
                 self._safely(self.arm.hold, "holding at the end of the trial")
@@ -138,13 +144,17 @@ class SafetyLoop:
         new = SafetyConfig.from_mapping({**current.to_mapping(), **changes})
         if new.tick_period != current.tick_period:
             raise ConfigurationError("safety.tick_period is fixed at start; restart the node to change it")
-        if self.phase in (Phase.RUNNING, Phase.STARTING, Phase.WAITING_FOR_ARM):
+        if self.phase in (Phase.RUNNING, Phase.STARTING, Phase.WAITING_FOR_ARM, Phase.WAITING_TO_RUN):
             new.check_tightens(current)
         self.filter.config = new
         return new
 
     # ------------------------------------------------------------------ the control tick
     def tick(self, now: float) -> SafetyTick:
+        if self.phase is Phase.WAITING_FOR_ARM:
+            self._start(self._start_pose)  # the supervisor's reset timeout bounds the wait
+        if self.phase is Phase.WAITING_TO_RUN:
+            self._run(now)
         fault = self._faults.pop(0) if self._faults else ""
         if self.phase is Phase.RUNNING:
             cmd = self._cmd
@@ -157,17 +167,16 @@ class SafetyLoop:
                 reason = f"arm error while running: {exc}"
                 self.filter.estop(reason)
                 self.phase = Phase.IDLE
-                return SafetyTick(None, True, False, 0, fault or reason)
+                return SafetyTick(None, True, False, 0, "; ".join(f for f in (fault, reason) if f))
             return SafetyTick(result, result.holding, False, 0, fault)
-        if self.phase is Phase.WAITING_FOR_ARM:
-            self._start(self._start_pose)  # the supervisor's reset timeout bounds the wait
         if self.phase is Phase.STARTING and self.move is not None:
             try:
                 if reached(self.arm.state(), self.move, self.start_tolerance):
                     self.phase = Phase.AT_START
             except ArmError as exc:
                 self.phase = Phase.IDLE
-                return SafetyTick(None, True, False, 0, fault or f"arm error while moving to the start pose: {exc}")
+                reason = f"arm error while moving to the start pose: {exc}"
+                return SafetyTick(None, True, False, 0, "; ".join(f for f in (fault, reason) if f))
         at_start = self.phase is Phase.AT_START
         return SafetyTick(None, True, at_start, self.trial_id if at_start else 0, fault)
 
@@ -204,14 +213,21 @@ class SafetyLoop:
 
         self.phase = Phase.STARTING if self._safely(go, "moving to the start pose") else Phase.IDLE
 
-    def _run(self) -> None:
+    def _run(self, now: float) -> None:
         self._cmd = None
         try:
             self.safe_arm.reanchor()
         except (ArmError, InvalidInputError) as exc:
+            # No fresh measurement (a replayed bag's first joint states, a driver hiccup): wait a
+            # little, then end the trial as a fault. Nothing is commanded meanwhile.
+            if now - self._run_requested < ARM_WAIT:
+                self.phase = Phase.WAITING_TO_RUN
+                self.waiting_reason = str(exc)
+                return
             self.phase = Phase.IDLE
             self._faults.append(f"cannot start trial {self.trial_id}: {exc}")
             return
+        self.waiting_reason = ""
         self.phase = Phase.RUNNING
 
     def _safely(self, action, what: str, fallback=None) -> bool:

@@ -186,3 +186,20 @@ def test_resetting_before_the_first_arm_measurement_waits_for_it():
     ticks = _step(arm, loop, 80)
     assert all(t.fault == "" for t in ticks)
     assert any(t.at_start for t in ticks) and loop.phase is Phase.AT_START
+
+
+def test_running_before_a_fresh_measurement_waits_briefly_then_faults():
+    model = WidowXModel.from_name("wx250s")
+    arm = NoStateYet(model)
+    loop = SafetyLoop(SafeArm(SafetyFilter(SafetyConfig(tick_period=TICK), model), arm), dry_run=True)
+    loop.on_trial(1, "RUNNING", START, 10.0)
+    assert loop.phase is Phase.WAITING_TO_RUN
+    assert loop.tick(10.5).fault == "" and loop.phase is Phase.WAITING_TO_RUN
+    arm.silent = False  # a joint state arrives in time: the trial runs
+    loop.tick(10.6)
+    assert loop.phase is Phase.RUNNING
+    arm.silent = True
+    loop.on_trial(2, "RUNNING", START, 20.0)
+    loop.tick(20.5)
+    tick = loop.tick(21.2)  # still nothing after ARM_WAIT: the trial ends as a fault
+    assert "cannot start trial 2" in tick.fault and loop.phase is Phase.IDLE
