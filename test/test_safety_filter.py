@@ -192,7 +192,7 @@ def test_estop_latches_until_reset_and_reset_reanchors_needing_a_new_observation
         assert res.target_joints is None and res.status.estopped
         assert res.status.limits == (Limit.ESTOP,) and "operator pressed the button" in res.status.message
     q_stop = arm.joints.copy()
-    arm.joints = arm.joints + 0.01  # someone moved the arm while stopped
+    arm.move_to(arm.joints + 0.01)  # someone moved the arm while stopped
     f.reset_estop()
     res = arm.tick(f, command((0.1, 0, 0), t=0.8, obs=0.0), 0.8)  # same observation as before: budget exhausted
     assert res.status.limits == (Limit.OPEN_LOOP_BUDGET,) and res.target_joints is None

@@ -33,16 +33,20 @@ class TrackingArm:
     """Joints reach each commanded target within the tick; a hold leaves them where they are."""
 
     def __init__(self, joints: np.ndarray, gripper: float = 1.0):
-        self.joints = np.array(joints, dtype=float)
         self.gripper = gripper
+        self.move_to(joints)
+
+    def move_to(self, joints: np.ndarray) -> None:
+        self.joints = np.array(joints, dtype=float)
+        self.pose = MODEL.fk(self.joints)
 
     def state(self, now: float) -> ArmState:
-        return ArmState(self.joints.copy(), MODEL.fk(self.joints), self.gripper, now)
+        return ArmState(self.joints.copy(), self.pose.copy(), self.gripper, now)
 
     def tick(self, f: SafetyFilter, cmd: EndEffectorCommand | None, now: float) -> SafetyResult:
         res = f.step(cmd, self.state(now), now)
         if res.target_joints is not None:
-            self.joints = res.target_joints.copy()
+            self.move_to(res.target_joints)
         if res.gripper is not None:
             self.gripper = res.gripper
         return res

@@ -87,7 +87,8 @@ class SafetyFilter:
         if not self._estopped:
             self._estopped = True
             self._estop_reason = str(reason) or "e-stop"
-        self._clear_motion()
+        self._last_cmd = None
+        self._clear_rates()  # the target is kept for reporting; reset re-anchors
 
     def reset_estop(self) -> None:
         """Clear the e-stop; the next tick re-anchors the target at the measured pose."""
@@ -128,6 +129,11 @@ class SafetyFilter:
     @property
     def estop_reason(self) -> str:
         return self._estop_reason
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How often each limit has acted since the filter was created (limit name -> ticks)."""
+        return dict(self._counts)
 
     @property
     def target_pose(self) -> np.ndarray | None:
@@ -226,7 +232,7 @@ class SafetyFilter:
         budget_detail = []
         remaining = cfg.open_loop_rotation - self._ol_rotation
         angle = norm3(w) * dt
-        if angle > remaining:
+        if angle > remaining and angle > 0.0:
             w = scale3(w, max(remaining, 0.0) / angle)
             budget_detail.append(f"rotation {self._ol_rotation + angle:.4g} rad on one observation would exceed "
                                  f"{cfg.open_loop_rotation} rad")
@@ -264,7 +270,7 @@ class SafetyFilter:
         d = scale3(v, dt)
         remaining = cfg.open_loop_translation - self._ol_translation
         n = norm3(d)
-        if n > remaining:
+        if n > remaining and n > 0.0:
             d = scale3(d, max(remaining, 0.0) / n)
             budget_detail.append(f"translation {self._ol_translation + n:.4g} m on one observation would exceed "
                                  f"{cfg.open_loop_translation} m")
