@@ -13,6 +13,8 @@ tightened while a trial runs. On Ctrl-C the arm is told to hold before the node 
 
 from __future__ import annotations
 
+import time
+
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter
 from nora_ros.errors import NoraError
 from nora_ros.nodes import common
@@ -208,6 +210,9 @@ class SafetyNode:
         if not self.loop.dry_run:
             try:
                 self.arm.hold()
+                # Blocks on purpose, once: give the middleware time to deliver the hold before the
+                # publisher goes away (the arm would otherwise stop at its last target, one tick ahead).
+                time.sleep(0.2)
             except NoraError as exc:
                 self.node.get_logger().error(f"could not command a final hold: {exc}")
         self.arm.close()
