@@ -17,6 +17,7 @@ The id layout (DESIGN.md section 6):
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import pathlib
 
@@ -153,8 +154,19 @@ def build_tokenizer(tiktoken_path: str | pathlib.Path | None) -> Tokenizer:
     """A ``tokenizers.Tokenizer`` with NORA's id layout (see the module docstring).
 
     ``tiktoken_path`` is ``qwen.tiktoken`` (the real Qwen2.5 vocabulary); ``None`` builds the
-    small fallback vocabulary with the same special and action token ids.
+    small fallback vocabulary with the same special and action token ids. Building takes a
+    few seconds, so the result is cached per file (and its modification time): treat it as
+    read-only (encode, decode, save), never add tokens to it.
     """
+    if tiktoken_path is None:
+        return _build_tokenizer(None, 0.0)
+    path = pathlib.Path(tiktoken_path).resolve()
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    return _build_tokenizer(str(path), mtime)
+
+
+@functools.lru_cache(maxsize=4)
+def _build_tokenizer(tiktoken_path: str | None, _mtime: float) -> Tokenizer:
     ranks = read_tiktoken_ranks(tiktoken_path) if tiktoken_path is not None else _fallback_ranks()
     if len(ranks) > N_REGULAR_TOKENS:
         raise ConfigurationError(f"rank file has {len(ranks)} tokens; Qwen2.5 has {N_REGULAR_TOKENS}")

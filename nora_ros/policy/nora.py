@@ -6,9 +6,11 @@ One observation becomes one action chunk in five timed stages:
    cut into vision patches with numpy (:mod:`nora_ros.preprocess`); the prompt's token ids
    are computed once per instruction (:mod:`nora_ros.policy.prompt`). No PIL, no processor
    call per step.
-2. ``prefill`` and 3. ``decode``: greedy generation restricted to the action tokens and
-   ``<|im_end|>`` by a length-aware FAST+ constraint (:mod:`nora_ros.policy.decoding`), so
-   the output can only spell exactly ``T x 7`` coefficients and stops there.
+2. ``prefill`` and 3. ``decode``: greedy decoding restricted to the action tokens and
+   ``<|im_end|>`` by a length-aware FAST+ constraint, in our own loop that scores only those
+   2049 output rows (:mod:`nora_ros.policy.decoding`; same choices as ``generate`` with the
+   constraint's LogitsProcessor), so the output can only spell exactly ``T x 7``
+   coefficients and stops there.
 4. ``fast_decode``: FAST+ tokens to a normalized ``(T, 7)`` chunk; any malformed sequence
    raises :class:`PolicyError` (from :class:`FastDecodeError`) and never becomes motion.
 5. ``unnormalize``: ``[-1, 1]`` to Bridge units where the statistics' mask is true; values
