@@ -304,6 +304,9 @@ def safety_params() -> tuple[ParamSpec, ...]:
                   "joint targets are published here.", read_only=True),
         ParamSpec("gripper_command_topic", "sim/gripper_command", "topic backend: std_msgs/Float64 gripper "
                   "commands (1 open, 0 closed) are published here.", read_only=True),
+        ParamSpec("driver_timeout", 30.0, "interbotix backend: seconds to wait at start for the xs driver's services "
+                  "(it takes several seconds to come up, longer when it writes the motor configs).", minimum=1.0,
+                  maximum=600.0, read_only=True),
         ParamSpec("start_duration", 3.0, "Seconds the move to a trial's start pose takes.", minimum=0.5,
                   maximum=30.0),
         ParamSpec("start_tolerance", 0.02, "rad: every joint within this of the start pose counts as arrived.",

@@ -28,8 +28,8 @@ def make_arm(node, backend: str, model, params: dict, clock):
         arm = InterbotixArm(node, InterbotixArmConfig(robot_model=params["robot_model"],
                                                       robot_name=params["robot_name"]), clock=clock)
         if not params["dry_run"]:
-            # Waits for the driver's services (bounded by InterbotixArmConfig.service_timeout).
-            arm.configure(duration=params["safety.tick_period"])
+            # Blocks at start, bounded by driver_timeout: nothing can be served before the driver is up.
+            arm.configure(timeout=params["driver_timeout"], duration=params["safety.tick_period"])
         return arm
     if backend == "topic":
         from nora_ros.nodes.topic_arm import TopicArm
