@@ -38,8 +38,10 @@ fixed by the target position, and of the orientation only pitch (shoulder + elbo
 angle) and roll about the gripper axis (wrist rotate) remain: reachable orientations are
 ``Rz(waist) Ry(pitch) Rx(roll)``. ``ik`` reaches the position exactly and the reachable
 orientation nearest the target (pitch from the target's gripper axis projected into the arm's
-plane, then alternating exact best roll and pitch), and ``rotation_error`` reports the residual
-(the part of the rotation about the axis normal to that plane). By default
+plane, then alternating exact best roll and pitch); when that orientation cannot be held at the
+position (wrist centre out of reach, or a joint outside the bounds) the pitch is tilted to the
+nearest one that can (a search then bisection, on that failure path only: ~1-4 ms).
+``rotation_error`` reports the residual. By default
 (``WidowXModel.rotation_tolerance`` is ``inf`` for wx250) the residual is reported, not judged,
 so the safety filter decides whether it is acceptable; pass ``rotation_tolerance=`` to have
 ``ik`` fail beyond a bound.
@@ -404,6 +406,8 @@ class WidowXModel:
             return IKResult(False, None, f"no feasible joints: {bad} cannot get within the limits minus margin "
                             f"{margin} rad{step}", inf, inf)
         cands, why_none = self._branches(target, seed_l, lo_l, hi_l)
+        if not cands and not self.full_pose:
+            cands = self._pitch_search(target, seed_l, lo_l, hi_l)
         if cands:
             # Nearest the seed first; the seed-keeping approximations pass the FK check only near
             # the wrist singularity. Each candidate is checked by FK before it is returned.
@@ -445,6 +449,31 @@ class WidowXModel:
             reason = f"reachable, but all {acc.size} solutions break a bound; the nearest: " + "; ".join(parts)
         return IKResult(False, None, reason, float(perr[k]), float(rerr[k]), len(all_cands))
 
+    def _pitch_search(self, target: np.ndarray, seed: list[float], lo: list[float], hi: list[float]
+                      ) -> list[tuple[list[float], bool]]:
+        """wx250: the position comes first. When the nearest reachable orientation cannot be held
+        there (out of reach, or outside the bounds), tilt the pitch away from it in steps of
+        ``_PITCH_STEP`` until a solution fits, then bisect to the boundary: the feasible pitch
+        nearest the target's. Empty when none within +-180 degrees fits (only on this path)."""
+        for k in range(1, int(math.pi / _PITCH_STEP) + 1):
+            found = []
+            for sign in (1.0, -1.0):
+                cands, _ = self._branches(target, seed, lo, hi, pitch_offset=sign * k * _PITCH_STEP)
+                if not cands:
+                    continue
+                inner, outer = (k - 1) * _PITCH_STEP, k * _PITCH_STEP
+                for _ in range(16):  # to ~0.003 deg
+                    mid = 0.5 * (inner + outer)
+                    c, _ = self._branches(target, seed, lo, hi, pitch_offset=sign * mid)
+                    if c:
+                        outer, cands = mid, c
+                    else:
+                        inner = mid
+                found.extend(cands)
+            if found:
+                return found
+        return []
+
     def _errors(self, qs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Position (m) and rotation (rad) errors of each row of ``qs`` against ``target``, one batched FK."""
         poses = self.fk(qs)
@@ -454,7 +483,8 @@ class WidowXModel:
         return perr, rerr
 
     def _branches(
-        self, target: np.ndarray, seed: list[float], lo: list[float] | None, hi: list[float] | None
+        self, target: np.ndarray, seed: list[float], lo: list[float] | None, hi: list[float] | None,
+        pitch_offset: float = 0.0,
     ) -> tuple[list[tuple[list[float], bool]], str]:
         """Closed-form joint solutions of every branch: ``[(joints, exact), ...]`` and why there are none.
 
@@ -464,8 +494,9 @@ class WidowXModel:
         Valid for the geometry checked in :meth:`_geometry`: waist about z through the origin;
         shoulder, elbow and wrist angle about y in the plane y = 0; the roll joints about x
         through the wrist centre. With ``lo``/``hi``, a branch is dropped as soon as a joint
-        leaves that box (in a control loop the step bound leaves one branch). Scalar math on
-        purpose: numpy's per-call overhead dominates 3x3 work.
+        leaves that box (in a control loop the step bound leaves one branch). ``pitch_offset``
+        (wx250 only) tilts the gripper's pitch away from the nearest reachable orientation (see
+        :meth:`_pitch_search`). Scalar math on purpose: numpy's per-call overhead dominates 3x3 work.
         """
         g = self._geometry()
         if lo is None or hi is None:
@@ -499,6 +530,9 @@ class WidowXModel:
             ]
             if not g["full"]:
                 beta, gamma = _nearest_pitch_roll(a)
+                if pitch_offset:
+                    beta += pitch_offset
+                    gamma = _best_roll(a, beta)
                 cb = math.cos(beta)
                 wcx, wcy, wcz = px - d * cw * cb, py - d * sw * cb, pz + d * math.sin(beta)
             x = cw * wcx + sw * wcy
@@ -636,6 +670,17 @@ def _xyx_solutions(rw: list[list[float]], seed_a: float, seed_c: float) -> list[
     return out
 
 
+_PITCH_STEP = math.radians(3.0)
+"""wx250 pitch search step (rad); the boundary is then found by bisection."""
+
+
+def _best_roll(a: list[list[float]], beta: float) -> float:
+    """gamma with ``Ry(beta) Rx(gamma)`` nearest ``a`` for a fixed beta (exact: a rotation about x)."""
+    cb, sb = math.cos(beta), math.sin(beta)
+    # Ry(beta)^T a ~ Rx(gamma)
+    return math.atan2(sb * a[0][1] + cb * a[2][1] - a[1][2], a[1][1] + sb * a[0][2] + cb * a[2][2])
+
+
 def _nearest_pitch_roll(a: list[list[float]]) -> tuple[float, float]:
     """(beta, gamma) with ``Ry(beta) Rx(gamma)`` near ``a`` (wx250's reachable orientations in the waist frame).
 
@@ -646,9 +691,7 @@ def _nearest_pitch_roll(a: list[list[float]]) -> tuple[float, float]:
     beta = math.atan2(-a[2][0], a[0][0])
     gamma = 0.0
     for _ in range(3):
-        cb, sb = math.cos(beta), math.sin(beta)
-        # Ry(beta)^T a ~ Rx(gamma)
-        gamma = math.atan2(sb * a[0][1] + cb * a[2][1] - a[1][2], a[1][1] + sb * a[0][2] + cb * a[2][2])
+        gamma = _best_roll(a, beta)
         cg, sg = math.cos(gamma), math.sin(gamma)
         # a Rx(gamma)^T ~ Ry(beta)
         beta = math.atan2(a[0][1] * sg + a[0][2] * cg - a[2][0], a[0][0] + a[2][1] * sg + a[2][2] * cg)

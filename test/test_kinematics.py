@@ -237,6 +237,31 @@ def test_wx250_reaches_the_position_and_reports_the_orientation_residual():
     assert not strict.success and "rotation error" in strict.reason
 
 
+def test_wx250_tilts_the_pitch_when_the_nearest_orientation_cannot_be_held_there():
+    """Position first: a target whose orientation would put the wrist out of reach is reached
+    with the nearest pitch that fits, and the residual is reported."""
+    model = WidowXModel.from_name("wx250")
+    q = np.array([0.0, 0.5, -0.3, 0.3, 0.0])
+    pose = model.fk(q)
+    away = pose.copy()
+    away[:3, :3] = euler_to_matrix([0.0, 1.0, 0.0]) @ pose[:3, :3]  # pitched 1 rad further down
+    ideal = model.ik(away, q, margin=0.05, rotation_tolerance=1e-6)
+    assert not ideal.success and "out of reach" in ideal.reason  # the wrist centre would be too far
+    result = model.ik(away, q, margin=0.05)
+    assert result.success, result.reason
+    assert result.position_error < 1e-9 and model.within_limits(result.joints, 0.05)
+    assert 0.1 < result.rotation_error < 1.0
+    # no other pitch does better: a fine sweep of the feasible reachable orientations
+    residuals = []
+    for beta in np.linspace(-np.pi, np.pi, 721):
+        tilted = away.copy()
+        tilted[:3, :3] = euler_to_matrix([0.0, 0.0, result.joints[0]]) @ euler_to_matrix([0.0, beta, 0.0])
+        r = model.ik(tilted, q, margin=0.05, rotation_tolerance=1e-9)
+        if r.success:
+            residuals.append(pose_error(away, model.fk(r.joints))[1])
+    assert result.rotation_error <= min(residuals) + 1e-3
+
+
 def test_within_limits_and_violations_name_the_joint(model):
     q = model.home_joints.copy()
     assert model.within_limits(q) and model.within_limits(q, margin=0.1)
