@@ -202,6 +202,17 @@ def test_safety_limit_constants_cover_every_limit_of_the_filter(specs):
     assert {lim.value for lim in status.Limit} <= constants
 
 
+def test_msg_files_pass_the_real_rosidl_parser():
+    """rosidl's own .msg parser (rosidl_adapter, the first step of the build) where it is installed:
+    a ROS machine, or Debian's python3-rosidl run with /usr/bin/python3."""
+    parser = pytest.importorskip("rosidl_adapter.parser", reason="rosidl_adapter (ROS 2's .msg parser) is not installed")
+    for name in MSG_NAMES:
+        spec = parser.parse_message_file("nora_ros", str(REPO / "msg" / f"{name}.msg"))
+        ours = repo_specs()[f"nora_ros/{name}"]
+        assert [f.name for f in spec.fields] == [f.name for f in ours.fields]
+        assert {c.name: c.value for c in spec.constants} == {c.name: c.value for c in ours.constants}
+
+
 def test_msg_parser_rejects_what_rosidl_rejects():
     with pytest.raises(ValueError, match="field name"):
         parse_msg("float64 Gripper", "x/Y")
