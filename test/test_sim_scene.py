@@ -92,6 +92,7 @@ def test_gap_between_open_and_closed_pads():
         ("camera_fovy", 0.0, "camera_fovy"),
         ("finger_friction", -1.0, "finger_friction"),
         ("camera_up", (0.635, 0.351, -0.689), "parallel"),
+        ("antialias_samples", 3, "antialias_samples"),
     ],
 )
 def test_bad_scene_config_is_rejected_with_the_field_named(field, value, words):
