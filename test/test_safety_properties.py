@@ -51,7 +51,8 @@ START_STATES = [
 ]
 START_JOINTS = [joints_at(s) for s in START_STATES]
 
-# One integer per tick keeps generation cheap (hypothesis draws cost more than the filter):
+# One 16-bit integer per tick, all drawn as one byte string, keeps generation cheap (a
+# hypothesis draw per value would cost more than the filter):
 # the low 5 bits pick the kind of event, the rest its parameters; small values shrink to
 # plain commands.
 _rng = np.random.default_rng(12345)
@@ -62,7 +63,9 @@ PALETTE = [
 ]
 PALETTE[0] = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.0, False)
 HUGE = (1e3, -1e6, 1e300, -1e308)
-events = st.lists(st.integers(0, 2**16 - 1), min_size=MIN_EVENTS, max_size=MAX_EVENTS)
+events = st.binary(min_size=2 * MIN_EVENTS, max_size=2 * MAX_EVENTS).map(
+    lambda b: np.frombuffer(b[: len(b) // 2 * 2], dtype="<u2").tolist()
+)
 
 
 def _dist_to_segment(v: np.ndarray, end: np.ndarray) -> float:

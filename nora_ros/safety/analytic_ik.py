@@ -111,6 +111,15 @@ class SphericalWristIK:
             if c > 1.0 or c < -1.0:
                 continue
             reached = True
+            # prune early: most branches already fail on the waist, shoulder or elbow
+            q1 = q0[0] + math.remainder(q1 - q0[0], 2.0 * math.pi)
+            if q1 < lo[0] or q1 > hi[0]:
+                limited = True
+                worst = worst or f"waist {q1:.3f} rad"
+                continue
+            if abs(q1 - q0[0]) > max_step:
+                stepped = True
+                continue
             a = math.acos(c)
             # angle between u and rot(q3) f (standard orientation) is phi - q3 (rot is clockwise)
             for q3 in (phi - a, phi + a):
@@ -119,6 +128,14 @@ class SphericalWristIK:
                 vz = uz - fx * s3 + fz * c3
                 q2 = math.atan2(vz, vr) - math.atan2(tz, tr)
                 q2 = math.atan2(math.sin(q2), math.cos(q2))
+                q3 = math.atan2(math.sin(q3), math.cos(q3))
+                if not (lo[1] <= q2 <= hi[1] and lo[2] <= q3 <= hi[2]):
+                    limited = True
+                    worst = worst or f"shoulder {q2:.3f} / elbow {q3:.3f} rad"
+                    continue
+                if abs(q2 - q0[1]) > max_step or abs(q3 - q0[2]) > max_step:
+                    stepped = True
+                    continue
                 q23 = q2 + q3
                 # R_wrist = Ry(-q23) Rz(-q1) R_e
                 c1, s1 = math.cos(q1), math.sin(q1)
@@ -152,9 +169,9 @@ class SphericalWristIK:
                     q = [q1, q2, q3, q4, q5, q6]
                     cost = 0.0
                     ok = True
-                    for i in range(6):
+                    for i in (3, 4, 5):
                         v = q[i]
-                        if i in (0, 3, 5):  # continuous joints: the representation nearest the seed
+                        if i != 4:  # continuous joints: the representation nearest the seed
                             v = q0[i] + math.remainder(v - q0[i], 2.0 * math.pi)
                             q[i] = v
                         dv = abs(v - q0[i])
@@ -168,6 +185,8 @@ class SphericalWristIK:
                             ok = False
                             break
                         cost = max(cost, dv)
+                    if ok:
+                        cost = max(cost, abs(q1 - q0[0]), abs(q2 - q0[1]), abs(q3 - q0[2]))
                     if ok and cost < best_cost:
                         best, best_cost = q, cost
         if best is not None:
