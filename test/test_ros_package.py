@@ -66,6 +66,16 @@ def test_maintainer_email_parses_as_a_real_address(package):
         assert m.text.strip()
 
 
+def test_package_xml_passes_catkin_pkg_validation():
+    """What colcon/ament run on package.xml (catkin_pkg), where it is installed (any ROS machine;
+    pip install catkin_pkg elsewhere)."""
+    catkin = pytest.importorskip("catkin_pkg.package", reason="catkin_pkg (ROS package.xml parser) is not installed")
+    pkg = catkin.parse_package(str(REPO / "package.xml"))
+    pkg.validate()
+    assert pkg.package_format == 3 and pkg.get_build_type() == "ament_cmake"
+    assert [g.name for g in pkg.member_of_groups] == ["rosidl_interface_packages"]
+
+
 def test_package_xml_declares_the_required_dependencies(package):
     build = _deps(package, "buildtool_depend")
     assert {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"} <= build
