@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 pytest.importorskip("mujoco", reason="the simulator needs the 'sim' extra (pip install -e '.[sim]')")
 
 from nora_ros.actions import pose_to_bridge_state  # noqa: E402
-from nora_ros.errors import ConfigurationError, InvalidInputError  # noqa: E402
+from nora_ros.errors import ArmError, ConfigurationError, InvalidInputError  # noqa: E402
 from nora_ros.sim import scene  # noqa: E402
 from nora_ros.sim.arm import MujocoArm  # noqa: E402
 from nora_ros.sim.tasks import MIN_DISTANCE, WORKSPACE_BOUNDS, get_task, sample_layout  # noqa: E402
@@ -88,6 +88,19 @@ def test_time_is_sim_time_and_monotonic_across_resets(world):
     assert world.trial_time == 0.0
     with pytest.raises(InvalidInputError, match="non-negative"):
         world.step(-0.1)
+
+
+def test_ticks_that_are_not_whole_physics_steps_keep_sim_time_on_average(world):
+    t0 = world.time
+    for _ in range(300):
+        world.step(1.0 / 30.0)  # 16.7 physics steps of 2 ms each
+    assert world.time - t0 == pytest.approx(10.0, abs=1e-6)
+
+
+def test_unstable_physics_raises_instead_of_silently_resetting(world):
+    world.data.qvel[:] = 1e12  # MuJoCo would reset the data itself and carry on
+    with pytest.raises(ArmError, match="diverged"):
+        world.step(0.02)
 
 
 def test_same_seed_same_commands_same_trajectory():

@@ -91,6 +91,7 @@ class SimWorld:
         self._finger_bodies = {m.body(f"{n}_link").id for n in scene.FINGER_JOINTS}
         self._controllers: list[Controller] = []
         self._renderer: mujoco.Renderer | None = None
+        self._step_carry = 0.0
         self.seed = seed
         self.layout: dict[str, Placement] = {}
         self.reset(seed)
@@ -140,21 +141,38 @@ class SimWorld:
             mujoco.mj_step(m, d)
         d.time = now  # the settling is not part of the trial; the clock carries on
         self.trial_start = now
+        self._step_carry = 0.0
         mujoco.mj_forward(m, d)
         for c in self._controllers:
             c.on_reset()
 
     def step(self, dt: float) -> None:
-        """Advance the simulation by ``dt`` seconds (rounded to whole physics steps)."""
+        """Advance the simulation by ``dt`` seconds.
+
+        Whole physics steps are taken; the fraction of a step left over is carried to the next
+        call, so a 30 Hz loop (33.3 ms = 16.7 steps of 2 ms) keeps sim time in step with its
+        ticks on average. :attr:`time` is always the exact simulated time.
+        """
         if not (dt >= 0.0 and np.isfinite(dt)):
             raise InvalidInputError(f"step duration must be a non-negative number of seconds, got {dt}")
         m, d = self.model, self.data
-        for _ in range(round(dt / self.timestep)):
+        wanted = dt + self._step_carry
+        n = int(wanted / self.timestep + 1e-9)
+        self._step_carry = max(wanted - n * self.timestep, 0.0)
+        bad = self._instabilities()
+        for _ in range(n):
             for c in self._controllers:
                 c.before_step(float(d.time))
             mujoco.mj_step(m, d)
-        if not np.all(np.isfinite(d.qpos)):
-            raise ArmError(f"the simulation diverged at t={self.time:.3f} s (non-finite state); reset the world")
+        # MuJoCo resets the data itself when the accelerations blow up: never hide that
+        if self._instabilities() != bad or not np.all(np.isfinite(d.qpos)):
+            raise ArmError(f"the simulation diverged near t={self.time:.3f} s (unstable physics); reset the world")
+
+    def _instabilities(self) -> int:
+        """How often MuJoCo found NaN/huge positions, velocities or accelerations (and reset)."""
+        w = self.data.warning
+        kinds = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+        return sum(int(w[k].number) for k in kinds)
 
     def close(self) -> None:
         """Free the renderer's GL context (the model and data are plain memory)."""
