@@ -233,3 +233,25 @@ def test_gripper_hysteresis_and_dwell():
         (None, True),  # close 0.2 s later: kept open
         (0.0, False),  # 0.4 s later: closes
     ]
+
+
+def test_wx250_reports_the_orientation_it_cannot_reach_and_keeps_rotation_limits():
+    from nora_ros.actions import bridge_state_to_pose
+    from nora_ros.kinematics import WidowXModel
+
+    wx250 = WidowXModel.from_name("wx250")
+    q = wx250.ik(bridge_state_to_pose(np.array([0.3, 0.05, 0.15, 0.0, 0.0, 0.0])), wx250.sleep_joints).joints
+    f = SafetyFilter(SafetyConfig(), wx250)
+    from nora_ros.arm import ArmState
+
+    prev = wx250.fk(q)
+    for k in range(4):
+        st = ArmState(q, wx250.fk(q), 1.0, 0.2 * k)
+        res = f.step(command((0.0, 0.05, 0.0), (0.8, 0.0, 0.0), t=0.2 * k), st, 0.2 * k)  # roll: out of a 5-DOF arm's reach
+        assert res.status.acted(Limit.ORIENTATION) and "cannot reach the commanded orientation" in res.status.message
+        assert res.target_joints is not None
+        q = res.target_joints
+        np.testing.assert_allclose(wx250.fk(q), res.target_pose, atol=1e-6)
+        assert np.linalg.norm(res.target_pose[:3, 3] - prev[:3, 3]) <= 0.05 + 1e-9
+        assert rotation_angle(res.target_pose[:3, :3] @ prev[:3, :3].T) <= 0.25 + 1e-9
+        prev = res.target_pose

@@ -36,7 +36,7 @@ import numpy as np
 
 from nora_ros.actions import EndEffectorCommand
 from nora_ros.errors import InvalidInputError
-from nora_ros.kinematics import WidowXModel
+from nora_ros.kinematics import WidowXModel, rotation_log
 from nora_ros.safety.analytic_ik import SphericalWristIK
 from nora_ros.safety.config import SafetyConfig
 from nora_ros.safety.geometry import (
@@ -47,6 +47,7 @@ from nora_ros.safety.geometry import (
     matmul3,
     matvec3,
     norm3,
+    rotation_angle,
     rotvec_matrix,
     scale3,
     sub3,
@@ -324,8 +325,23 @@ class SafetyFilter:
                               + "; ".join(self.model.limit_violations(q, cfg.joint_margin))))
                 return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
             if not self.model.full_pose:
-                # A 5-joint arm cannot reach every orientation: the target is what it does reach.
-                new_pose[:3, :3] = self.model.fk(q)[:3, :3]
+                # A 5-joint arm cannot reach every orientation: the target is what it does reach,
+                # which must itself respect the rotation limits and bounds.
+                reached = self.model.fk(q)[:3, :3]
+                reached_t = tuple(tuple(row) for row in reached.tolist())
+                turn = rotation_angle(matmul3(reached_t, tuple(zip(*r_t, strict=True))))
+                if turn > cfg.max_step_rotation + 1e-9 or self._ol_rotation + turn > cfg.open_loop_rotation + 1e-9 or (
+                        self._orientation_excess(reached_t) > self._orientation_excess(r_t) + 1e-12):
+                    self._clear_rates()
+                    acted.append((Limit.ORIENTATION, f"{self.model.name} reaches this position only with a "
+                                  f"{turn:.3f} rad turn, beyond the rotation limits or budget, or outside the "
+                                  "orientation bounds; target held"))
+                    return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+                if ik.rotation_error > 1e-3:
+                    acted.append((Limit.ORIENTATION, f"{self.model.name} (5 joints) cannot reach the commanded "
+                                  f"orientation: {ik.rotation_error:.4f} rad off; the target takes the reachable one"))
+                new_pose[:3, :3] = reached
+                w = tuple(float(x) / dt for x in rotation_log(reached @ np.array(r_t).T))
         # commit
         self._target = new_pose
         self._target_joints = q
