@@ -449,10 +449,13 @@ class NoraPolicy(Policy):
                 torch.cuda.synchronize()
             marks.append(time.perf_counter())
 
-        with torch.inference_mode():
-            generated = constrained_greedy(
-                self.loaded.model, inputs, self.processor, self._head, self.max_new_tokens, prefill_done
-            )
+        try:
+            with torch.inference_mode():
+                generated = constrained_greedy(
+                    self.loaded.model, inputs, self.processor, self._head, self.max_new_tokens, prefill_done
+                )
+        except (RuntimeError, FastDecodeError) as exc:  # torch (e.g. out of memory) or the constraint
+            raise PolicyError(f"NORA inference failed ({type(exc).__name__}: {exc}); the arm holds") from exc
         t3 = time.perf_counter()
         t2 = marks[0] if marks else t3
         normalized = self.decode_tokens(generated)
