@@ -1,7 +1,8 @@
 """NORA closed-loop in the MuJoCo simulator over ROS 2: no robot, no Interbotix packages.
 
-    ros2 launch nora_ros sim.launch.py model:=declare-lab/nora
-    ros2 topic pub --once /nora/instruction std_msgs/msg/String "{data: 'put carrot in pot'}"
+    ros2 launch nora_ros sim.launch.py                            # scripted expert: no GPU needed
+    ros2 launch nora_ros sim.launch.py model:=declare-lab/nora    # NORA (a GPU for real time)
+    ros2 topic pub --once /nora/instruction std_msgs/msg/String "{data: 'put the carrot in the pot'}"
 
 The sim node owns the MuJoCo world: it publishes camera/image_raw and joint_states and takes
 the arm's joint commands on sim/joint_command (trajectory_msgs/JointTrajectory) and the gripper
@@ -37,9 +38,9 @@ def generate_launch_description():
 
     arguments = [
         DeclareLaunchArgument(
-            "model", default_value="declare-lab/nora",
-            description="Policy checkpoint: a local folder or hub ID, or replay:EPISODE.npz to replay "
-                        "a recorded episode's actions."),
+            "model", default_value="scripted",
+            description="Policy: scripted (the sim's scripted expert on ground truth: no GPU, no weights), "
+                        "a NORA checkpoint folder or hub ID (declare-lab/nora), or replay:EPISODE.npz."),
         DeclareLaunchArgument(
             "task", default_value="carrot_in_pot",
             description="Simulated task (scene objects and success check), a name from nora_ros.sim.tasks."),

@@ -259,7 +259,8 @@ def policy_params() -> tuple[ParamSpec, ...]:
         NoraConfig,
         descriptions={
             "model": "Checkpoint: a local folder or hub ID (declare-lab/nora, declare-lab/nora-long, fine-tuned "
-                     "ones), or replay:EPISODE.npz to replay a recorded episode's actions.",
+                     "ones); replay:EPISODE.npz replays a recorded episode's actions; scripted runs the "
+                     "simulator's scripted expert on the sim node's ground truth (sim.launch.py only).",
             "variant": "nora (1 action per chunk) or nora-long (5 actions per chunk).",
             "unnorm_key": "Statistics entry that unnormalizes actions (bridge_orig, the LIBERO suites).",
             "norm_stats": "Statistics file to use instead of the checkpoint's norm_stats.json",

@@ -188,7 +188,8 @@ class PolicyLoop:
 
 
 def policy_from_params(values: dict) -> object:
-    """The policy the policy node's parameters name: ``replay:EPISODE.npz`` replays a recorded
+    """The policy the policy node's parameters name: ``scripted`` is the simulator's scripted
+    expert (it needs the sim node's ground truth), ``replay:EPISODE.npz`` replays a recorded
     episode (chunks of the variant's horizon), anything else is a NORA checkpoint (folder or
     hub ID) loaded with the NoraConfig fields found in ``values``."""
     import dataclasses
@@ -196,6 +197,10 @@ def policy_from_params(values: dict) -> object:
     from nora_ros.node_params import policy_params, values_for
 
     model = str(values.get("model", ""))
+    if model == "scripted":
+        from nora_ros.sim.expert import ScriptedExpertPolicy  # reads the simulator's ground truth
+
+        return ScriptedExpertPolicy()
     if model.startswith("replay:"):
         from nora_ros.policy import ReplayPolicy
 

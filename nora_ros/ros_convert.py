@@ -432,6 +432,43 @@ def trial_result_to_msg(
     return msg
 
 
+# --------------------------------------------------------------------------- simulator ground truth
+
+
+def ground_truth_to_json(truth: Mapping[str, object], stamp: float) -> str:
+    """The simulator's ground truth (:meth:`nora_ros.sim.world.SimWorld.ground_truth`) as JSON text
+    for ``sim/ground_truth`` (std_msgs/String), stamped like the camera frame it goes with.
+    Arrays become nested lists; the scripted expert policy reads it back as ``Frame.extras``."""
+    import json
+
+    def plain(v):
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (np.floating, np.integer, np.bool_)):
+            return v.item()
+        return v
+
+    return json.dumps({"stamp": float(stamp), **plain(dict(truth))})
+
+
+def ground_truth_from_json(text: str) -> tuple[float, dict[str, object]]:
+    """``(stamp, truth)`` from :func:`ground_truth_to_json`'s text, poses as 4x4 numpy arrays."""
+    import json
+
+    try:
+        data = json.loads(text)
+        stamp = float(data.pop("stamp"))
+        data["ee_pose"] = np.asarray(data["ee_pose"], dtype=np.float64).reshape(4, 4)
+        data["objects"] = {k: np.asarray(v, dtype=np.float64).reshape(4, 4) for k, v in data["objects"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(f"simulator ground truth is malformed: {exc}") from exc
+    if "joints" in data:
+        data["joints"] = np.asarray(data["joints"], dtype=np.float64)
+    return stamp, data
+
+
 # --------------------------------------------------------------------------- diagnostics
 
 

@@ -308,3 +308,22 @@ def test_diagnostics_message_carries_levels_as_bytes_and_values_as_text():
     assert msg.status[1].message == "decode failed; slow"
     assert [(kv.key, kv.value) for kv in msg.status[1].values] == [("latency_s", "0.1235")]
     assert msg.status[0].hardware_id == "wx250s" and rc.stamp_to_seconds(msg.header.stamp) == 5.0
+
+
+# --------------------------------------------------------------------------- simulator ground truth
+
+
+def test_ground_truth_json_round_trip():
+    pose = np.eye(4)
+    pose[:3, 3] = (0.3, -0.05, 0.02)
+    truth = {"sim_time": 12.5, "task": "carrot_in_pot", "objects": {"carrot": pose, "pot": np.eye(4)},
+             "ee_pose": np.eye(4), "joints": np.arange(6) / 10, "gripper": np.float64(0.8),
+             "grasped": {"carrot": np.bool_(True), "pot": False}}
+    text = rc.ground_truth_to_json(truth, stamp=7.25)
+    stamp, back = rc.ground_truth_from_json(text)
+    assert stamp == 7.25 and back["task"] == "carrot_in_pot" and back["grasped"] == {"carrot": True, "pot": False}
+    np.testing.assert_array_equal(back["objects"]["carrot"], pose)
+    np.testing.assert_array_equal(back["joints"], np.arange(6) / 10)
+    assert back["gripper"] == 0.8
+    with pytest.raises(InvalidInputError, match="ground truth is malformed"):
+        rc.ground_truth_from_json('{"stamp": 1.0, "objects": {}}')

@@ -196,6 +196,10 @@ def test_sim_shell_publishes_the_world_takes_commands_and_scores(ros):
         node.fire(period=0.2)
         (img,) = node.publishers["camera/image_raw"].msgs
         assert (img.encoding, img.height, img.width) == ("rgb8", 480, 640)
+        (truth,) = node.publishers["sim/ground_truth"].msgs
+        stamp, gt = rc.ground_truth_from_json(truth.data)
+        assert stamp == pytest.approx(rc.stamp_to_seconds(img.header.stamp))
+        np.testing.assert_allclose(gt["ee_pose"], shell.world.ee_pose(), atol=1e-9)
         node.subscriptions["trial/status"](_status(3, "RESETTING"))
         assert shell.world.seed == 3  # laid out from seed + trial id
         node.subscriptions["trial/status"](_status(3, "AWAITING_SCORE"))

@@ -61,6 +61,11 @@ class PolicyNode:
                                                            common.qos(common.SENSOR))
         self.trial_sub = self.node.create_subscription(TrialStatus, "trial/status", self._on_trial,
                                                        common.qos(common.LATCHED))
+        self._truth: dict | None = None
+        if p["model"] == "scripted":
+            # The scripted expert sees what a camera cannot: the sim node's ground truth.
+            self.truth_sub = self.node.create_subscription(String, "sim/ground_truth", self._on_truth,
+                                                           common.qos(common.COMMAND))
         self.frames = RateMeter()
         self.commands = RateMeter()
         self.image_errors = 0
@@ -88,8 +93,20 @@ class PolicyNode:
             self.last_image_error = str(exc)
             self.node.get_logger().warning(f"camera image rejected: {exc}", throttle_duration_sec=5.0)
             return
+        if self._truth is not None:
+            import dataclasses
+
+            frame = dataclasses.replace(frame, extras=self._truth)
         self.frames.tick(common.now_seconds(self.node))
         self.loop.on_frame(frame)
+
+    def _on_truth(self, msg) -> None:
+        from nora_ros.ros_convert import ground_truth_from_json
+
+        try:
+            _, self._truth = ground_truth_from_json(msg.data)
+        except NoraError as exc:
+            self.node.get_logger().error(str(exc), throttle_duration_sec=5.0)
 
     def _on_trial(self, msg) -> None:
         from nora_ros.ros_convert import trial_state_name

@@ -11,7 +11,9 @@ standard types, so the safety node's topic arm drives it exactly as it would a d
 Trials: on RESETTING the world is laid out again from ``seed + trial_id`` (arm at the start
 pose, gripper open). With ``auto_score`` the sim's own success check scores the trial on
 ``trial/score``: ``success`` as soon as the task succeeds while RUNNING, and ``success`` or
-``failure`` when the trial awaits a score.
+``failure`` when the trial awaits a score. With each image, ``sim/ground_truth``
+(std_msgs/String, JSON: object and end-effector poses, grasp state) feeds the scripted expert
+policy (``model: scripted``), which needs no GPU.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class SimNode:
         self.info_pub = self.node.create_publisher(CameraInfo, "camera/camera_info", sensor)
         self.joint_pub = self.node.create_publisher(JointState, "joint_states", cq)
         self.score_pub = self.node.create_publisher(String, "trial/score", cq)
+        self.truth_pub = self.node.create_publisher(String, "sim/ground_truth", cq)
         self.subs = [
             self.node.create_subscription(JointTrajectory, "sim/joint_command", self._on_joints, cq),
             self.node.create_subscription(Float64, "sim/gripper_command", self._on_gripper, cq),
@@ -126,7 +129,7 @@ class SimNode:
             self._auto_score()  # ends the trial as soon as the task succeeds
 
     def _camera(self) -> None:
-        from nora_ros.ros_convert import array_to_image, camera_info
+        from nora_ros.ros_convert import array_to_image, camera_info, ground_truth_to_json
 
         now = common.now_seconds(self.node)
         t0 = time.perf_counter()
@@ -138,6 +141,8 @@ class SimNode:
             return
         self.render_time.add(time.perf_counter() - t0)
         frame_id = self.params["frame_id"]
+        # Ground truth first: the scripted expert pairs it with the next image it receives.
+        self.truth_pub.publish(self._msg["String"](data=ground_truth_to_json(self.world.ground_truth(), now)))
         self.image_pub.publish(array_to_image(image, "rgb8", self._msg["Image"], now, frame_id))
         self.info_pub.publish(camera_info(self._msg["CameraInfo"], image.shape[0], image.shape[1], now, frame_id))
 
