@@ -311,3 +311,63 @@ def install(monkeypatch) -> None:
         if pkg != "nora_ros":
             module(pkg)
         module(f"{pkg}.msg", **classes)
+
+
+# --------------------------------------------------------------------------- a toy bus
+
+
+class Bus:
+    """Delivers what the nodes publish to the nodes that subscribe (names resolved in each node's
+    namespace) and fires their timers in time order on the fake clock. No QoS, no loss, no
+    latency: enough to run the shells' wiring end to end, not a model of DDS."""
+
+    def __init__(self, nodes):
+        self.nodes = list(nodes)
+        self._sent: dict[tuple[int, str], int] = {}
+        self._due: dict[int, float] = {}
+
+    @staticmethod
+    def resolve(node, topic: str) -> str:
+        return topic if topic.startswith("/") else f"/{node.namespace}/{topic}"
+
+    def deliver(self) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for node in self.nodes:
+                for topic, pub in node.publishers.items():
+                    key = (id(pub), topic)
+                    start = self._sent.get(key, 0)
+                    new = pub.msgs[start:]
+                    if not new:
+                        continue
+                    self._sent[key] = len(pub.msgs)
+                    name = self.resolve(node, topic)
+                    for msg in new:
+                        for other in self.nodes:
+                            for sub_topic, callback in other.subscriptions.items():
+                                if self.resolve(other, sub_topic) == name:
+                                    callback(msg)
+                                    moved = True
+
+    def run(self, duration: float, stop=lambda: False, after=lambda node, timer: None) -> bool:
+        """Fire every timer when due for ``duration`` fake seconds; True as soon as ``stop()``."""
+        end = Clock.t + duration
+        timers = [(node, t) for node in self.nodes for t in node.timers]
+        for _, t in timers:
+            self._due.setdefault(id(t), Clock.t + t.period)
+        while True:
+            live = [(self._due[id(t)], i) for i, (_, t) in enumerate(timers) if not t.cancelled]
+            if not live:
+                return False
+            due, i = min(live)
+            if due > end:
+                return False
+            node, timer = timers[i]
+            Clock.t = due
+            timer.callback()
+            self._due[id(timer)] = due + timer.period
+            after(node, timer)
+            self.deliver()
+            if stop():
+                return True
