@@ -149,9 +149,9 @@ def test_supervisor_rejects_a_bad_instruction_and_starts_a_good_one(ros, tmp_pat
     assert statuses[-1].trial_id == 1 and statuses[-1].instruction == "put carrot in pot"
 
 
-def test_sim_launch_stack_runs_a_trial_to_a_result(ros, tmp_path, bridge_episodes):
-    """sim.launch.py's four nodes in one process: an instruction runs a trial (replayed Bridge
-    actions as the policy) that ends with a TrialResult scored by the sim check."""
+def test_sim_launch_stack_runs_a_trial_to_a_result(ros, tmp_path):
+    """sim.launch.py's four nodes in one process: an instruction runs a trial (the scripted
+    expert on the sim's ground truth) that ends with a TrialResult scored by the sim check."""
     pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")  # sets MUJOCO_GL first
     from nora_ros.msg import EndEffectorCommand, TrialResult, TrialStatus
     from std_msgs.msg import String
@@ -163,9 +163,9 @@ def test_sim_launch_stack_runs_a_trial_to_a_result(ros, tmp_path, bridge_episode
 
     executor, probe, _ = ros
     _start(ros, SimNode, "sim_node", camera_rate_hz=5.0)
-    _start(ros, PolicyNode, "policy_node", model=f"replay:{bridge_episodes[0]}", control_rate_hz=10.0)
+    _start(ros, PolicyNode, "policy_node", model="scripted", control_rate_hz=10.0)
     _start(ros, SafetyNode, "safety_node", arm_backend="topic", **{"safety.tick_period": 0.1})
-    _start(ros, SupervisorNode, "supervisor_node", results_file=str(tmp_path / "r.jsonl"), max_steps=5,
+    _start(ros, SupervisorNode, "supervisor_node", results_file=str(tmp_path / "r.jsonl"),
            start_pose=[0.25, 0.0, 0.15, 0.0, 0.0, 0.0])
     statuses = _collect(probe, TrialStatus, "/nora/trial/status", common.LATCHED)
     results = _collect(probe, TrialResult, "/nora/trial/result", common.EVENTS)
@@ -175,10 +175,10 @@ def test_sim_launch_stack_runs_a_trial_to_a_result(ros, tmp_path, bridge_episode
     joint_states = _collect(probe, JointState, "/nora/joint_states")
     pub = probe.create_publisher(String, "/nora/instruction", common.qos(common.COMMAND))
     assert _spin_until(executor, lambda: pub.get_subscription_count() > 0 and joint_states)
-    pub.publish(String(data="put carrot in pot"))
-    assert _spin_until(executor, lambda: results, timeout=60.0), [s.state_name + ": " + s.reason for s in statuses]
+    pub.publish(String(data="put the carrot in the pot"))
+    assert _spin_until(executor, lambda: results, timeout=90.0), [s.state_name + ": " + s.reason for s in statuses]
     states = [s.state_name for s in statuses]
     assert "RUNNING" in states and states[-1] == "DONE"
     assert results[0].trial_id == 1 and results[0].score in (TrialResult.SUCCESS, TrialResult.FAILURE)
-    assert results[0].steps == 5 and commands
+    assert results[0].steps > 5 and "sim check" in results[0].note and commands
     assert (tmp_path / "r.jsonl").read_text().count("\n") == 1
