@@ -89,10 +89,14 @@ def test_checkpoint_without_action_tokens_is_refused(checkpoint_copy):
         load_nora(NoraConfig(model=str(checkpoint_copy)))
 
 
-def test_checkpoint_without_norm_stats_asks_for_a_file(checkpoint_copy, bridge_norm_stats_file):
+def test_checkpoint_without_norm_stats_asks_for_a_file(checkpoint_copy):
     (checkpoint_copy / "norm_stats.json").unlink()
     with pytest.raises(ModelLoadError, match="norm_stats.json.*--norm-stats"):
         load_nora(NoraConfig(model=str(checkpoint_copy)))
+
+
+def test_a_given_norm_stats_file_replaces_the_checkpoints(checkpoint_copy, bridge_norm_stats_file):
+    (checkpoint_copy / "norm_stats.json").unlink()
     stats = load_norm_stats(NoraConfig(model=str(checkpoint_copy), norm_stats=str(bridge_norm_stats_file)), checkpoint_copy)
     np.testing.assert_allclose(stats.q99[0], 0.028309678435325586)
 
