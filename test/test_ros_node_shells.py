@@ -275,3 +275,54 @@ def test_sim_stack_runs_an_instruction_to_a_trial_result(ros, tmp_path):
     finally:
         for shell in (sim, policy, safety, supervisor):
             shell.shutdown()
+
+
+def test_estop_during_a_sim_trial_aborts_it_holds_the_arm_and_blocks_the_next(ros, tmp_path):
+    """The operator's e-stop over the same wiring: the safety node latches it and holds the arm,
+    the supervisor aborts the trial (stored as abort) and refuses instructions until reset."""
+    pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")  # sets MUJOCO_GL first
+    pytest.importorskip("nora_ros.policy.nora", reason="nora_ros/policy/nora.py (policy parameter defaults) absent")
+    from nora_ros.nodes.policy_node import PolicyNode
+    from nora_ros.nodes.safety_node import SafetyNode
+    from nora_ros.nodes.sim_node import SimNode
+    from nora_ros.nodes.supervisor_node import SupervisorNode
+
+    path = tmp_path / "results.jsonl"
+    sim = SimNode(_node(ros, "sim_node", seed=1))
+    policy = PolicyNode(_node(ros, "policy_node", model="scripted"))
+    safety = SafetyNode(_node(ros, "safety_node", arm_backend="topic", **{"safety.tick_period": 0.1}))
+    supervisor = SupervisorNode(_node(ros, "supervisor_node", results_file=str(path),
+                                      start_pose=[0.25, 0.0, 0.15, 0.0, 0.0, 0.0]))
+    operator = ros.Node("operator")
+    instruction = operator.create_publisher(MSG["std_msgs/String"], "/nora/instruction", None)
+    bus = ros.Bus([sim.node, policy.node, safety.node, supervisor.node, operator])
+    statuses = supervisor.node.publishers["trial/status"].msgs
+
+    def wait_for_inference(node, timer):
+        deadline = time.monotonic() + 2.0
+        while node is policy.node and policy.worker.busy and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    try:
+        bus.run(0.5)
+        instruction.publish(MSG["std_msgs/String"](data="put the carrot in the pot"))
+        bus.deliver()
+        steps = lambda: statuses[-1].state_name == "RUNNING" and supervisor.supervisor.steps >= 5  # noqa: E731
+        assert bus.run(20.0, stop=steps, after=wait_for_inference)
+        assert safety.node.call("safety/estop", ros.Trigger.Request()).success
+        assert bus.run(1.0, stop=lambda: statuses[-1].state_name == "ABORTED", after=wait_for_inference)
+        held = sim.world.arm_joints()
+        bus.run(1.0, after=wait_for_inference)
+        np.testing.assert_allclose(sim.world.arm_joints(), held, atol=2e-3)  # nothing moves while latched
+        assert json.loads(path.read_text())["score"] == "abort"
+        instruction.publish(MSG["std_msgs/String"](data="put the carrot in the pot"))
+        bus.deliver()
+        assert "e-stop" in statuses[-1].reason and statuses[-1].state_name == "ABORTED"
+        assert safety.node.call("safety/reset", ros.Trigger.Request()).success
+        bus.run(0.3)
+        instruction.publish(MSG["std_msgs/String"](data="put the carrot in the pot"))
+        bus.deliver()
+        assert statuses[-1].state_name == "RESETTING" and statuses[-1].trial_id == 2
+    finally:
+        for shell in (sim, policy, safety, supervisor):
+            shell.shutdown()
