@@ -104,6 +104,7 @@ class PolicyLoop:
         self._gripper = 1.0
         self._fault_reported = False
         self._expected_latency = 0.0
+        self._reset_pending: str | None = None
 
     # ------------------------------------------------------------------ inputs (callbacks)
     def on_frame(self, frame: Frame) -> None:
@@ -116,7 +117,9 @@ class PolicyLoop:
         running = state == RUNNING
         if running and (not self.running or trial_id != self.trial_id):
             self.trial_id, self.instruction = trial_id, instruction
-            self.worker.policy.reset(instruction)
+            # policy.reset runs once the worker is idle (the first tick, unless an inference of
+            # the last trial is still running): reset and act must never overlap.
+            self._reset_pending = instruction
             self.scheduler.clear()
             self.failures = 0
             self.last_error = ""
@@ -129,7 +132,10 @@ class PolicyLoop:
 
     # ------------------------------------------------------------------ the control tick
     def tick(self, now: float) -> PolicyTick:
-        if self.running:
+        if self.running and self._reset_pending is not None and not self.worker.busy:
+            self.worker.policy.reset(self._reset_pending)
+            self._reset_pending = None
+        if self.running and self._reset_pending is None:
             self._maybe_submit(now)
         chunk, latency = None, 0.0
         outcome = self.worker.poll(now)

@@ -136,3 +136,55 @@ def test_policy_from_params_builds_a_replay_policy_with_the_variant_horizon(epis
     assert isinstance(policy, ReplayPolicy) and policy.horizon == 5
     assert policy.model_id == f"replay:{episode.name}"
 
+
+
+class GatedPolicy(ReplayPolicy):
+    """The episode's actions, but ``act`` waits for the test to let it finish, and every call is
+    logged (the model boundary: a slow inference)."""
+
+    def __init__(self, path):
+        data = np.load(path)
+        super().__init__(data["action"], model_id="gated")
+        import threading
+
+        self.gate = threading.Event()
+        self.log: list[str] = []
+
+    def act(self, frame, instruction):
+        self.log.append("act start")
+        self.gate.wait(5.0)
+        self.log.append("act end")
+        return super().act(frame, instruction)
+
+    def reset(self, instruction):
+        self.log.append(f"reset {instruction}")
+        super().reset(instruction)
+
+
+def test_reset_for_a_new_trial_waits_for_the_running_inference(episode):
+    import time
+
+    from nora_ros.inference import ThreadedInference
+
+    policy = GatedPolicy(episode)
+    worker = ThreadedInference(policy)
+    loop = PolicyLoop(worker, LoopConfig(control_rate_hz=10.0))
+    try:
+        loop.on_trial(1, "RUNNING", "first", now=0.0)
+        loop.on_frame(_frame(0.0))
+        loop.tick(0.0)  # reset for trial 1, then submit: act blocks in the worker
+        deadline = time.monotonic() + 5
+        while "act start" not in policy.log and time.monotonic() < deadline:
+            time.sleep(0.001)
+        loop.on_trial(1, "DONE", "first", now=0.1)
+        loop.on_trial(2, "RUNNING", "second", now=0.2)
+        assert loop.tick(0.2).command.is_zero()
+        assert policy.log == ["reset first", "act start"]  # no reset while act runs
+        policy.gate.set()
+        while worker.busy and time.monotonic() < deadline:
+            time.sleep(0.001)
+        tick = loop.tick(0.3)  # trial 1's chunk arrives: discarded; now the reset runs
+        assert tick.chunk is None and policy.log == ["reset first", "act start", "act end", "reset second"]
+    finally:
+        policy.gate.set()
+        worker.close()
