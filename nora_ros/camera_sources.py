@@ -190,9 +190,10 @@ class DeviceSource(_CaptureSource):
         self._ever_opened = False
 
     def _configure(self, cap) -> None:
-        if not (self.width or self.height or self.fps):
-            return
         cv2 = _cv2()
+        # Keep one frame in the driver's queue: a read returns the newest frame, not one that
+        # waited behind others (V4L2 queues several by default; the policy wants the latest).
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         if self.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         if self.height:
