@@ -60,6 +60,10 @@ class ExpertConfig:
     change lands on one tick. ``gain``: the share of the
     remaining distance to a waypoint covered per step (below 1, the last steps shrink, so an
     observation a control tick old does not make the arm overshoot into the table).
+    ``resync_distance``: steps aim from the target the expert's own actions set, not from the
+    lagging measurement; when the two differ by more than this, or by more than 5 mm while the
+    arm has stood still for two observations (the safety filter held or cut a step), the
+    expert starts again from the measurement.
     ``hover_height``: the gripper's height above the object before descending.
     ``carry_height``: end-effector height while carrying (clears the pot's rim with the
     carrot hanging below). ``min_grasp_height``: lowest end-effector height when grasping,
@@ -73,6 +77,7 @@ class ExpertConfig:
     max_step_change: float = 0.018
     max_rotation_change: float = 0.09
     gain: float = 0.6
+    resync_distance: float = 0.1
     hover_height: float = 0.07
     min_grasp_height: float = 0.025
     carry_height: float = 0.12
@@ -87,6 +92,8 @@ class ExpertConfig:
             raise ConfigurationError(f"max_step must be in (0, 0.05] m (Bridge's per-step limit), got {self.max_step}")
         if not (0.0 < self.max_rotation <= 0.25):
             raise ConfigurationError(f"max_rotation must be in (0, 0.25] rad (Bridge's per-step limit), got {self.max_rotation}")
+        if not (self.resync_distance > self.max_step):
+            raise ConfigurationError(f"resync_distance must exceed max_step (one step of lag is normal), got {self.resync_distance}")
         if not (0.0 < self.gain <= 1.0):
             raise ConfigurationError(f"gain must be in (0, 1], got {self.gain}")
         if not (self.max_step_change > 0.0 and self.max_rotation_change > 0.0):
@@ -151,6 +158,9 @@ class ScriptedExpertPolicy(Policy):
         self._count = 0
         self._chunk_id = 0
         self._previous = np.zeros(6)
+        self._aim: np.ndarray | None = None
+        self._last_p: np.ndarray | None = None
+        self._still = 0
 
     def act(self, frame: Frame, instruction: str) -> ActionChunk:
         t0 = time.perf_counter()
@@ -230,7 +240,18 @@ class ScriptedExpertPolicy(Policy):
                 phase = Phase.DONE
         self._phase = phase
 
-        step = _limit_norm(c.gain * (goal - p), 0.95 * c.max_step)
+        # Bridge deltas move the *target*; the measurement trails it (servo lag, and in the real-time
+        # loop a frame a step old). Aim from where this expert's own actions put the target, as a
+        # teleoperator does, re-synced to the measurement when they disagree (a hold, a limit).
+        # still for two observations in a row: with one observation of delay the arm may not have
+        # started the previous action yet, but by the next one it has
+        still = self._last_p is not None and np.linalg.norm(p - self._last_p) < 0.002
+        self._still = self._still + 1 if still else 0
+        off = np.inf if self._aim is None else float(np.linalg.norm(self._aim - p))
+        if off > c.resync_distance or (self._still >= 2 and off > 0.005):
+            self._aim = p.copy()
+        self._last_p = p.copy()
+        step = _limit_norm(c.gain * (goal - self._aim), 0.95 * c.max_step)
         if phase in (Phase.CLOSE, Phase.RELEASE, Phase.DONE):
             step[:] = 0.0
         rotation = self._rotation_step(ee, yaw)
@@ -242,6 +263,7 @@ class ScriptedExpertPolicy(Policy):
         if np.linalg.norm(rotation) > np.linalg.norm(prev_rot):
             rotation = prev_rot + np.clip(rotation - prev_rot, -c.max_rotation_change, c.max_rotation_change)
         self._previous = np.concatenate([step, rotation])
+        self._aim = self._aim + step
         return np.concatenate([step, rotation, [gripper]])
 
     def _at(self, p: np.ndarray, goal: np.ndarray) -> bool:
