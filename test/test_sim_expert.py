@@ -133,3 +133,15 @@ def test_bad_expert_config_is_rejected():
         ExpertConfig(carry_height=0.05)
     with pytest.raises(ConfigurationError, match="gain"):
         ExpertConfig(gain=1.5)
+
+
+def test_expert_restarts_from_the_measurement_when_the_arm_does_not_follow():
+    """If the arm stands still (the safety filter held), the expert must not believe its own aim
+    reached the goal and go quiet: after two still observations it aims from the measurement."""
+    world = SimWorld(seed=0)
+    policy = ScriptedExpertPolicy(config=ExpertConfig(resync_distance=1.0))  # only the standstill rule
+    policy.reset(world.task.instruction)
+    steps = [np.linalg.norm(policy.act(world.observation(render=False), world.task.instruction).actions[0, :3])
+             for _ in range(12)]  # the world never steps: the arm never moves
+    assert min(steps[2:]) > 0.01, steps
+    assert policy.phase is Phase.APPROACH
