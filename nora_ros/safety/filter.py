@@ -38,6 +38,7 @@ from nora_ros.actions import EndEffectorCommand
 from nora_ros.errors import InvalidInputError
 from nora_ros.kinematics import WidowXModel, rotation_log
 from nora_ros.safety.analytic_ik import SphericalWristIK
+from nora_ros.safety.checks import check_command, check_state
 from nora_ros.safety.config import SafetyConfig
 from nora_ros.safety.geometry import (
     IDENTITY,
@@ -114,7 +115,7 @@ class SafetyFilter:
         The open-loop budget starts exhausted when a camera observation was seen before, so
         nothing moves again until a command based on a *newer* observation arrives.
         """
-        problem = self._check_state(state, None)
+        problem = check_state(self.model, self.config, state, None)
         if problem is not None:
             raise InvalidInputError(f"cannot re-anchor the safety filter: {problem[1]}")
         self._anchor(state)
@@ -160,7 +161,7 @@ class SafetyFilter:
         self._last_now = now
         if self._estopped:
             return self._hold(state, [(Limit.ESTOP, f"e-stop latched ({self._estop_reason}); reset to move")])
-        problem = self._check_state(state, now)
+        problem = check_state(self.model, cfg, state, now)
         if problem is not None:
             self._clear_rates()
             return self._hold(state, [problem])
@@ -170,7 +171,7 @@ class SafetyFilter:
         # 1. which command runs this tick
         run: EndEffectorCommand | None = None
         if cmd is not None:
-            problem = self._check_command(cmd, now)
+            problem = check_command(cfg, cmd, now, self._last_stamp, self._obs_stamp)
             if problem is not None:
                 self._last_cmd = None
                 self._clear_rates()
@@ -383,52 +384,6 @@ class SafetyFilter:
         return 1.0 if want else 0.0
 
     # ------------------------------------------------------------------ checks
-    def _check_state(self, state, now: float | None) -> tuple[Limit, str] | None:
-        n = self.model.n_joints
-        try:
-            joints = np.asarray(state.joints, dtype=np.float64)
-            pose = np.asarray(state.ee_pose, dtype=np.float64)
-            stamp = float(state.stamp)
-            gripper = float(state.gripper)
-        except (AttributeError, TypeError, ValueError) as exc:
-            return Limit.STALE_STATE, f"arm state is malformed: {exc}"
-        if joints.shape != (n,) or pose.shape != (4, 4):
-            return Limit.STALE_STATE, (f"arm state has joints {joints.shape} and pose {pose.shape}; "
-                                       f"{self.model.name} needs ({n},) and (4, 4)")
-        if not (all(math.isfinite(v) for v in joints.tolist()) and all(math.isfinite(v) for v in pose.ravel().tolist())
-                and math.isfinite(stamp) and math.isfinite(gripper)):
-            return Limit.NON_FINITE, "arm state has non-finite values (joints, pose, gripper or stamp)"
-        if now is not None and now - stamp > self.config.max_state_age:
-            return Limit.STALE_STATE, (f"arm state is {now - stamp:.3f} s old (max_state_age "
-                                       f"{self.config.max_state_age} s)")
-        return None
-
-    def _check_command(self, cmd: EndEffectorCommand, now: float) -> tuple[Limit, str] | None:
-        cfg = self.config
-        for name, values in (("linear", cmd.linear), ("angular", cmd.angular)):
-            if not all(math.isfinite(v) for v in values.tolist()):
-                return Limit.NON_FINITE, f"command {name} velocity {values.tolist()} is not finite; held"
-        for name in ("gripper", "stamp", "observation_stamp"):
-            value = float(getattr(cmd, name))
-            if not math.isfinite(value):
-                return Limit.NON_FINITE, f"command {name} is {value}; held"
-        if not 0.0 <= cmd.gripper <= 1.0:
-            return Limit.INVALID_COMMAND, f"command gripper {cmd.gripper} outside [0, 1] (1 = open); held"
-        if cmd.stamp < self._last_stamp:
-            return Limit.OUT_OF_ORDER, (f"command stamp {cmd.stamp:.6f} s is older than the last accepted "
-                                        f"{self._last_stamp:.6f} s; held")
-        age = now - cmd.stamp
-        if abs(age) > cfg.max_command_age:
-            when = f"{age:.3f} s old" if age > 0 else f"{-age:.3f} s in the future"
-            return Limit.STALE_COMMAND, f"command is {when} (max_command_age {cfg.max_command_age} s); held"
-        if cmd.observation_stamp > cmd.stamp:
-            return Limit.OUT_OF_ORDER, (f"command's observation stamp {cmd.observation_stamp:.6f} s is after the "
-                                        f"command stamp {cmd.stamp:.6f} s; held")
-        if cmd.observation_stamp < self._obs_stamp:
-            return Limit.OUT_OF_ORDER, (f"command's observation stamp {cmd.observation_stamp:.6f} s is older than "
-                                        f"one already used ({self._obs_stamp:.6f} s); held")
-        return None
-
     # ------------------------------------------------------------------ bookkeeping
     def _anchor(self, state) -> None:
         self._clear_motion()
