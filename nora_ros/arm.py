@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from nora_ros.clock import Clock, MonotonicClock
 from nora_ros.errors import ArmError, ConfigurationError, InvalidInputError, KinematicsError
 from nora_ros.kinematics import (
     FINGER_LOWER,
@@ -162,26 +163,6 @@ def _home_duration(model: WidowXModel, start: np.ndarray, goal: np.ndarray) -> f
 # --------------------------------------------------------------------------- SimArm
 
 
-class Clock(Protocol):
-    """What :class:`SimArm` needs from an injected clock (``nora_ros.clock`` clocks fit)."""
-
-    def now(self) -> float: ...
-
-    def sleep_until(self, t: float) -> None: ...
-
-
-class WallClock:
-    """Monotonic wall time: makes :class:`SimArm` run in real time."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep_until(self, t: float) -> None:
-        remaining = t - time.monotonic()
-        if remaining > 0.0:
-            time.sleep(remaining)
-
-
 @dataclass(frozen=True)
 class SimArmConfig:
     """Behaviour of the kinematic simulation.
@@ -212,7 +193,7 @@ class SimArm(Arm):
 
     Time is either the arm's own, advanced only by :meth:`advance` (deterministic, faster than
     real time: what tests and the safety replay use), or an injected clock's (``clock=`` with
-    ``now()`` and ``sleep_until(t)``, e.g. :class:`WallClock` for real time, or a simulated
+    ``now()`` and ``sleep_until(t)``, e.g. :class:`~nora_ros.clock.MonotonicClock` for real time, or a simulated
     clock shared with a control loop). Motion is evaluated in closed form at the sample times,
     so advancing by any amount costs the same. :meth:`start_background` adds an optional thread
     that hands every 100 Hz sample to a callback (a simulator node publishing joint states).
@@ -241,7 +222,7 @@ class SimArm(Arm):
     @classmethod
     def realtime(cls, robot_model: WidowXModel | str = "wx250s", **kwargs: Any) -> SimArm:
         """A SimArm on the wall clock."""
-        return cls(robot_model, clock=WallClock(), **kwargs)
+        return cls(robot_model, clock=MonotonicClock(), **kwargs)
 
     # ----------------------------------------------------------------- time
 
