@@ -14,7 +14,17 @@ import enum
 import types
 from dataclasses import dataclass, field
 
-from ros_msg_standins import MSG
+from ros_msg_standins import MSG, all_specs, build_classes, parse_msg
+
+INTERBOTIX = {
+    "interbotix_xs_msgs/JointGroupCommand": "string name\nfloat32[] cmd",
+    "interbotix_xs_msgs/JointSingleCommand": "string name\nfloat32 cmd",
+    "interbotix_xs_msgs/OperatingModesRequest": ("string cmd_type\nstring name\nstring mode\nstring profile_type\n"
+                                                 "int32 profile_velocity\nint32 profile_acceleration"),
+    "interbotix_xs_msgs/RegisterValuesRequest": "string cmd_type\nstring name\nstring reg\nint32 value",
+}
+"""The Interbotix xs driver's messages the arm adapter uses (subsets of interbotix_xs_msgs)."""
+_XS = build_classes({**all_specs(), **{k: parse_msg(v, k) for k, v in INTERBOTIX.items()}})
 
 # --------------------------------------------------------------------------- rcl_interfaces
 
@@ -92,6 +102,22 @@ class Timer:
         self.cancelled = True
 
 
+@dataclass
+class Client:
+    """A service client whose server is always there and answers at once (the driver's services)."""
+
+    srv_type: object
+    name: str
+    requests: list = field(default_factory=list)
+
+    def wait_for_service(self, timeout_sec=None):
+        return True
+
+    def call_async(self, request):
+        self.requests.append(request)
+        return types.SimpleNamespace(done=lambda: True, result=lambda: None)
+
+
 class Clock:
     t = 1000.0  # seconds; tests move it
 
@@ -129,6 +155,7 @@ class Node:
         self.publishers: dict[str, Published] = {}
         self.subscriptions: dict[str, object] = {}
         self.services: dict[str, object] = {}
+        self.clients: dict[str, Client] = {}
         self.timers: list[Timer] = []
         self.logger = Logger()
         self.destroyed = False
@@ -183,7 +210,18 @@ class Node:
         return name
 
     def create_client(self, srv_type, name):
-        raise AssertionError(f"unexpected service client {name}")
+        client = Client(srv_type, name)
+        self.clients[name] = client
+        return client
+
+    def destroy_publisher(self, handle):
+        pass
+
+    def destroy_subscription(self, handle):
+        pass
+
+    def destroy_client(self, handle):
+        pass
 
     def create_timer(self, period, callback):
         timer = Timer(period, callback)
@@ -311,6 +349,12 @@ def install(monkeypatch) -> None:
         if pkg != "nora_ros":
             module(pkg)
         module(f"{pkg}.msg", **classes)
+    module("interbotix_xs_msgs")
+    module("interbotix_xs_msgs.msg", JointGroupCommand=_XS["interbotix_xs_msgs/JointGroupCommand"],
+           JointSingleCommand=_XS["interbotix_xs_msgs/JointSingleCommand"])
+    module("interbotix_xs_msgs.srv",
+           OperatingModes=types.SimpleNamespace(Request=_XS["interbotix_xs_msgs/OperatingModesRequest"]),
+           RegisterValues=types.SimpleNamespace(Request=_XS["interbotix_xs_msgs/RegisterValuesRequest"]))
 
 
 # --------------------------------------------------------------------------- a toy bus

@@ -146,6 +146,54 @@ def test_safety_shell_moves_to_start_runs_and_serves_the_estop(ros):
     shell.shutdown()
 
 
+def test_safety_shell_drives_the_interbotix_driver_topics(ros):
+    """arm_backend interbotix: the xs driver is configured through its services, the start move
+    goes out on /wx250s/commands/joint_group and the gripper opens on commands/joint_single."""
+    from nora_ros.nodes.safety_node import SafetyNode
+
+    node = _node(ros, "safety_node", arm_backend="interbotix", robot_model="wx250s", **{"safety.tick_period": 0.1})
+    shell = SafetyNode(node)
+    modes = node.clients["/wx250s/set_operating_modes"].requests
+    assert [(r.name, r.mode) for r in modes] == [("arm", "position"), ("gripper", "pwm")]
+    assert modes[0].profile_velocity == 100  # ms: moves of one 0.1 s tick
+    sleep = shell.arm.kinematics.sleep_joints
+    names = ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper",
+             "left_finger", "right_finger"]
+    state = rc.joint_state_msg(MSG["sensor_msgs/JointState"], names, list(sleep) + [0.0, 0.037, -0.037], ros.Clock.t)
+    node.subscriptions["/wx250s/joint_states"](state)
+    node.subscriptions["trial/status"](_status(1, "RESETTING"))
+    (group,) = node.publishers["/wx250s/commands/joint_group"].msgs
+    assert group.name == "arm" and len(group.cmd) == 6
+    from nora_ros.actions import pose_to_bridge_state
+
+    np.testing.assert_allclose(pose_to_bridge_state(shell.arm.kinematics.fk(np.array(group.cmd)))[:3], [0.25, 0, 0.15],
+                               atol=1e-3)
+    (gripper,) = node.publishers["/wx250s/commands/joint_single"].msgs
+    assert gripper.name == "gripper" and gripper.cmd > 0  # PWM open
+    shell.shutdown()  # the final hold: the measured joints
+    np.testing.assert_allclose(node.publishers["/wx250s/commands/joint_group"].msgs[-1].cmd, sleep, atol=1e-6)
+
+
+def test_safety_shell_in_dry_run_never_talks_to_the_driver(ros):
+    from nora_ros.nodes.safety_node import SafetyNode
+
+    node = _node(ros, "safety_node", arm_backend="interbotix", dry_run=True)
+    shell = SafetyNode(node)
+    assert node.clients["/wx250s/set_operating_modes"].requests == []
+    node.subscriptions["trial/status"](_status(1, "RESETTING"))
+    node.fire(period=0.2)
+    assert not node.publishers["safety/status"].msgs[-1].at_start  # no measurement yet: waits for one
+    names = ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "left_finger"]
+    sleep = list(shell.arm.kinematics.sleep_joints)
+    node.subscriptions["/wx250s/joint_states"](
+        rc.joint_state_msg(MSG["sensor_msgs/JointState"], names, sleep + [0.037], ros.Clock.t))
+    node.fire(period=0.2)
+    assert node.publishers["safety/status"].msgs[-1].at_start  # dry run: nothing to move, the trial may run
+    shell.shutdown()
+    assert node.publishers["/wx250s/commands/joint_group"].msgs == []
+    assert node.publishers["/wx250s/commands/joint_single"].msgs == []
+
+
 def EndEffectorCommand_down(t):
     from nora_ros.actions import EndEffectorCommand
 
