@@ -175,9 +175,9 @@ def dataclass_params(
         else:
             note = ""
         lo, hi = ranges.get(f.name, (None, None))
-        description = docs.get(f.name)
-        if not description:
-            raise ConfigurationError(f"{cls.__name__}.{f.name} needs a description for its ROS parameter")
+        # A field added to the dataclass later still becomes a parameter (never a node that cannot
+        # start); its description then points at the dataclass's documentation.
+        description = docs.get(f.name) or f"{cls.__name__}.{f.name}: see {cls.__module__}.{cls.__name__}"
         specs.append(ParamSpec(
             name=prefix + f.name,
             default=tuple(default) if isinstance(default, (list, tuple)) else default,
