@@ -86,6 +86,18 @@ def test_out_of_order_command_and_observation_stamps():
     assert res.status.limits == (Limit.OUT_OF_ORDER,) and "before the previous tick" in res.status.message
 
 
+def test_zero_twist_hold_needs_no_fresh_observation():
+    # The policy side sends zero-velocity holds stamped with observation 0 when no action is
+    # due; they move nothing, so they are not out of order, and they do not reset the budget.
+    f, arm = fresh()
+    assert arm.tick(f, command((0.05, 0, 0), t=1.0, obs=0.9), 1.0).status.limits == ()
+    hold = arm.tick(f, command((0.0, 0, 0), t=1.2, obs=0.0), 1.2)
+    assert hold.status.limits == () and not hold.status.acted(Limit.OUT_OF_ORDER)
+    np.testing.assert_allclose(hold.executed.linear, 0.0)
+    moving_old = arm.tick(f, command((0.05, 0, 0), t=1.4, obs=0.0), 1.4)
+    assert moving_old.status.limits == (Limit.OUT_OF_ORDER,)
+
+
 def test_none_holds_at_once_and_a_repeated_command_times_out():
     f, arm = fresh(SafetyConfig(command_timeout_ticks=2, max_command_age=1.0))
     c = command((0.1, 0, 0), t=0.0)

@@ -61,7 +61,9 @@ def check_command(cfg: SafetyConfig, cmd: EndEffectorCommand, now: float, last_s
     if cmd.observation_stamp > cmd.stamp:
         return Limit.OUT_OF_ORDER, (f"command's observation stamp {cmd.observation_stamp:.6f} s is after the "
                                     f"command stamp {cmd.stamp:.6f} s; held")
-    if cmd.observation_stamp < obs_stamp:
+    # A zero twist moves nothing, so the observation it claims to be based on does not matter:
+    # the policy side sends such holds (stamped 0) whenever no action is due.
+    if cmd.observation_stamp < obs_stamp and not cmd.is_zero():
         return Limit.OUT_OF_ORDER, (f"command's observation stamp {cmd.observation_stamp:.6f} s is older than "
                                     f"one already used ({obs_stamp:.6f} s); held")
     return None
