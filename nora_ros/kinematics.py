@@ -50,6 +50,7 @@ so the safety filter decides whether it is acceptable; pass ``rotation_tolerance
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -285,7 +286,19 @@ class WidowXModel:
         q = np.asarray(joints, dtype=np.float64)
         if q.shape != (self.n_joints,):
             raise InvalidInputError(f"{self.name} has {self.n_joints} joints, got shape {q.shape}")
-        return bool(np.all(q >= self.lower + margin) and np.all(q <= self.upper - margin))
+        lo, hi = self._limits_box(margin)
+        ql = q.tolist()  # floats: the safety filter checks every IK answer, and numpy costs ~10x here
+        return all(map(operator.le, lo, ql)) and all(map(operator.le, ql, hi))
+
+    def _limits_box(self, margin: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(lower + margin, upper - margin)`` as float tuples, cached per margin (a control loop uses one)."""
+        boxes = self._consts.setdefault("boxes", {})
+        box = boxes.get(margin)
+        if box is None:
+            box = (tuple(x + margin for x in self.lower.tolist()), tuple(x - margin for x in self.upper.tolist()))
+            if len(boxes) < 16 and margin == margin:  # NaN never hits the cache: do not store it
+                boxes[margin] = box
+        return box
 
     def limit_violations(self, joints: np.ndarray, margin: float = 0.0) -> list[str]:
         """Human-readable list of joints outside ``[lower + margin, upper - margin]``."""
@@ -385,44 +398,48 @@ class WidowXModel:
             raise InvalidInputError(f"IK seed for {self.name} must have {self.n_joints} joints, got shape {q0.shape}")
         rot_tol = self.rotation_tolerance if rotation_tolerance is None else float(rotation_tolerance)
         inf = math.inf
-        if not np.isfinite(target).all():
-            return IKResult(False, None, "target pose has non-finite values", inf, inf)
+        # Nested float lists from here on: this runs every control tick, and on 3x3 work a numpy
+        # call costs as much as twenty float operations.
+        t = target.tolist()
         seed_l = q0.tolist()
+        # NaN and inf survive a sum; a non-finite sum of finite values (an overflow) is looked at closer.
+        if not math.isfinite(sum(t[0]) + sum(t[1]) + sum(t[2]) + sum(t[3])) and not np.isfinite(target).all():
+            return IKResult(False, None, "target pose has non-finite values", inf, inf)
         if not all(map(math.isfinite, seed_l)):
             return IKResult(False, None, "seed joints have non-finite values", inf, inf)
         if not (margin >= 0.0 and math.isfinite(margin)):
             return IKResult(False, None, f"margin must be a finite value >= 0 rad, got {margin}", inf, inf)
-        g = self._geometry()
-        lo_l = [x + margin for x in g["lower"]]
-        hi_l = [x - margin for x in g["upper"]]
+        lo_l, hi_l = self._limits_box(margin)
         if max_joint_step is not None:
             if not (max_joint_step >= 0.0):
                 return IKResult(False, None, f"max_joint_step must be >= 0 rad, got {max_joint_step}", inf, inf)
-            lo_l = [max(x, s - max_joint_step) for x, s in zip(lo_l, seed_l, strict=True)]
-            hi_l = [min(x, s + max_joint_step) for x, s in zip(hi_l, seed_l, strict=True)]
-        bad = [name for name, x, y in zip(self.joint_names, lo_l, hi_l, strict=True) if x > y]
-        if bad:
+            lo_l = [s - max_joint_step if s - max_joint_step > x else x for x, s in zip(lo_l, seed_l, strict=True)]
+            hi_l = [s + max_joint_step if s + max_joint_step < x else x for x, s in zip(hi_l, seed_l, strict=True)]
+        if not all(map(operator.le, lo_l, hi_l)):
+            bad = [name for name, x, y in zip(self.joint_names, lo_l, hi_l, strict=True) if x > y]
             step = "" if max_joint_step is None else f" in one step of at most {max_joint_step:.3f} rad from the seed"
             return IKResult(False, None, f"no feasible joints: {bad} cannot get within the limits minus margin "
                             f"{margin} rad{step}", inf, inf)
-        cands, why_none = self._branches(target, seed_l, lo_l, hi_l)
+        cands, why_none = self._branches(t, seed_l, lo_l, hi_l)
         if not cands and not self.full_pose:
-            cands = self._pitch_search(target, seed_l, lo_l, hi_l)
+            cands = self._pitch_search(t, seed_l, lo_l, hi_l)
         if cands:
             # Nearest the seed first; the seed-keeping approximations pass the FK check only near
-            # the wrist singularity. Each candidate is checked by FK before it is returned.
+            # the wrist singularity. Each candidate is checked by FK before it is returned (the
+            # scalar FK of _fk_error: ~10 us, a fraction of numpy's fk on one pose).
             # An approximation must be clearly nearer the seed (0.1 rad) to beat an exact branch.
-            order = sorted(range(len(cands)), key=lambda k: _dist2(cands[k][0], seed_l) + (0.0 if cands[k][1] else 0.01))
-            for k in order:
-                q = np.array(cands[k][0])
-                perr, rerr = pose_error(target, self.fk(q))
+            if len(cands) > 1:
+                cands.sort(key=lambda c: _dist2(c[0], seed_l) + (0.0 if c[1] else 0.01))
+            for joints, _exact in cands:
+                perr, rerr = self._fk_error(joints, t)
                 if perr <= self.position_tolerance and rerr <= rot_tol:
+                    q = np.array(joints)
                     q.setflags(write=False)
                     return IKResult(True, q, "ok", perr, rerr, len(cands))
         lo = np.array(lo_l)
         hi = np.array(hi_l)
         # Failure: explain it with every branch, bounds ignored (only on this slow path).
-        all_cands, why = self._branches(target, seed_l, None, None)
+        all_cands, why = self._branches(t, seed_l, None, None)
         if not all_cands:
             return IKResult(False, None, why or why_none, inf, inf, 0)
         qs = np.array([c[0] for c in all_cands])
@@ -449,7 +466,7 @@ class WidowXModel:
             reason = f"reachable, but all {acc.size} solutions break a bound; the nearest: " + "; ".join(parts)
         return IKResult(False, None, reason, float(perr[k]), float(rerr[k]), len(all_cands))
 
-    def _pitch_search(self, target: np.ndarray, seed: list[float], lo: list[float], hi: list[float]
+    def _pitch_search(self, t: list[list[float]], seed: list[float], lo: list[float], hi: list[float]
                       ) -> list[tuple[list[float], bool]]:
         """wx250: the position comes first. When the nearest reachable orientation cannot be held
         there (out of reach, or outside the bounds), tilt the pitch away from it in steps of
@@ -458,13 +475,13 @@ class WidowXModel:
         for k in range(1, int(math.pi / _PITCH_STEP) + 1):
             found = []
             for sign in (1.0, -1.0):
-                cands, _ = self._branches(target, seed, lo, hi, pitch_offset=sign * k * _PITCH_STEP)
+                cands, _ = self._branches(t, seed, lo, hi, pitch_offset=sign * k * _PITCH_STEP)
                 if not cands:
                     continue
                 inner, outer = (k - 1) * _PITCH_STEP, k * _PITCH_STEP
                 for _ in range(16):  # to ~0.003 deg
                     mid = 0.5 * (inner + outer)
-                    c, _ = self._branches(target, seed, lo, hi, pitch_offset=sign * mid)
+                    c, _ = self._branches(t, seed, lo, hi, pitch_offset=sign * mid)
                     if c:
                         outer, cands = mid, c
                     else:
@@ -482,57 +499,95 @@ class WidowXModel:
         rerr = np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1.0) * 0.5, -1.0, 1.0))
         return perr, rerr
 
+    def _fk_error(self, joints: list[float], t: list[list[float]]) -> tuple[float, float]:
+        """(position error in m, rotation error in rad) of ``joints`` against the target rows ``t``.
+
+        The IK's FK check, on floats: the product of exponentials, each joint a rotation about a
+        coordinate axis through a point (the structure :meth:`_geometry` checks), kept as the
+        columns of the running rotation and the running translation. Independent of the
+        closed-form derivation (only the screw axes and M go in); the tests hold it to :meth:`fk`.
+        """
+        g = self._geometry()
+        col = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]  # columns of the rotation so far
+        px = py = pz = 0.0
+        cos, sin = math.cos, math.sin
+        for q, (a, b, ca, cb) in zip(joints, g["chain"]):  # noqa: B905 (lengths checked by ik)
+            c, s = cos(q), sin(q)
+            # exp([S] q) = [R, (I - R) p] with R turning e_a towards e_b: its translation has only
+            # the a and b components; then rotate the a and b columns.
+            ta = ca * (1.0 - c) + s * cb
+            tb = cb * (1.0 - c) - s * ca
+            u0, u1, u2 = col[a]
+            v0, v1, v2 = col[b]
+            px += u0 * ta + v0 * tb
+            py += u1 * ta + v1 * tb
+            pz += u2 * ta + v2 * tb
+            col[a] = (c * u0 + s * v0, c * u1 + s * v1, c * u2 + s * v2)
+            col[b] = (c * v0 - s * u0, c * v1 - s * u1, c * v2 - s * u2)
+        (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = col
+        mx, my, mz = g["home_p"]  # M: pure translation (checked in _geometry)
+        px += x0 * mx + y0 * my + z0 * mz
+        py += x1 * mx + y1 * my + z1 * mz
+        pz += x2 * mx + y2 * my + z2 * mz
+        (t00, t01, t02, t03), (t10, t11, t12, t13), (t20, t21, t22, t23) = t[0], t[1], t[2]
+        perr = math.sqrt((px - t03) ** 2 + (py - t13) ** 2 + (pz - t23) ** 2)
+        # rel = R^T R_target, rel[i][j] = (column i) . (target column j): its trace and skew part
+        cos_angle = (x0 * t00 + x1 * t10 + x2 * t20 + y0 * t01 + y1 * t11 + y2 * t21
+                     + z0 * t02 + z1 * t12 + z2 * t22 - 1.0) * 0.5
+        d21_12 = (z0 * t01 + z1 * t11 + z2 * t21) - (y0 * t02 + y1 * t12 + y2 * t22)
+        d02_20 = (x0 * t02 + x1 * t12 + x2 * t22) - (z0 * t00 + z1 * t10 + z2 * t20)
+        d10_01 = (y0 * t00 + y1 * t10 + y2 * t20) - (x0 * t01 + x1 * t11 + x2 * t21)
+        sin_angle = 0.5 * math.sqrt(d21_12 * d21_12 + d02_20 * d02_20 + d10_01 * d10_01)
+        return perr, math.atan2(sin_angle, cos_angle)
+
     def _branches(
-        self, target: np.ndarray, seed: list[float], lo: list[float] | None, hi: list[float] | None,
+        self, t: list[list[float]], seed: list[float], lo: list[float] | None, hi: list[float] | None,
         pitch_offset: float = 0.0,
     ) -> tuple[list[tuple[list[float], bool]], str]:
         """Closed-form joint solutions of every branch: ``[(joints, exact), ...]`` and why there are none.
 
-        Branches: waist front/back, elbow up/down, and for wx250s the wrist flip plus two
-        solutions that keep one roll joint at its seed (``exact`` False: the only sensible ones
-        at or near the wrist singularity, where forearm roll and wrist rotate share an axis).
-        Valid for the geometry checked in :meth:`_geometry`: waist about z through the origin;
-        shoulder, elbow and wrist angle about y in the plane y = 0; the roll joints about x
-        through the wrist centre. With ``lo``/``hi``, a branch is dropped as soon as a joint
-        leaves that box (in a control loop the step bound leaves one branch). ``pitch_offset``
-        (wx250 only) tilts the gripper's pitch away from the nearest reachable orientation (see
-        :meth:`_pitch_search`). Scalar math on purpose: numpy's per-call overhead dominates 3x3 work.
+        ``t``: the target pose as nested float lists. Branches: waist front/back, elbow up/down,
+        and for wx250s the wrist flip plus two solutions that keep one roll joint at its seed
+        (``exact`` False: the only sensible ones at or near the wrist singularity, where forearm
+        roll and wrist rotate share an axis). Valid for the geometry checked in
+        :meth:`_geometry`: waist about z through the origin; shoulder, elbow and wrist angle
+        about y in the plane y = 0; the roll joints about x through the wrist centre. With
+        ``lo``/``hi``, a branch is dropped as soon as a joint leaves that box, before the wrist
+        is solved (in a control loop the step bound leaves one branch of eight, and the waist or
+        the arm prunes most of the rest). ``pitch_offset`` (wx250 only) tilts the gripper's pitch
+        away from the nearest reachable orientation (see :meth:`_pitch_search`). Scalar math on
+        purpose: numpy's per-call overhead dominates 3x3 work.
         """
         g = self._geometry()
         if lo is None or hi is None:
             lo = [-math.inf] * self.n_joints
             hi = [math.inf] * self.n_joints
-
-        def inside(i: int, v: float) -> bool:
-            return lo[i] <= v <= hi[i]
-
-        t = target.tolist()
-        px, py, pz = t[0][3], t[1][3], t[2][3]
-        r = [row[:3] for row in t[:3]]
+        r0, r1, r2 = t[0], t[1], t[2]
+        px, py, pz = r0[3], r1[3], r2[3]
         d = g["offset"]  # wrist centre -> end effector along the gripper's x axis
         sx, sz = g["s"]
+        full = g["full"]
         out: list[tuple[list[float], bool]] = []
         why = ""
-        if g["full"]:
-            wcx, wcy, wcz = px - d * r[0][0], py - d * r[1][0], pz - d * r[2][0]
+        if full:
+            wcx, wcy, wcz = px - d * r0[0], py - d * r1[0], pz - d * r2[0]
             base = math.atan2(wcy, wcx) if math.hypot(wcx, wcy) > 1e-9 else float(seed[0])
         else:
             base = math.atan2(py, px) if math.hypot(px, py) > 1e-9 else float(seed[0])
         for waist in (base, _wrap(base + math.pi)):
-            if not inside(0, waist):
+            if not lo[0] <= waist <= hi[0]:
                 continue
             cw, sw = math.cos(waist), math.sin(waist)
-            # A = Rz(-waist) R_target: the target orientation in the arm's plane frame.
-            a = [
-                [cw * r[0][j] + sw * r[1][j] for j in range(3)],
-                [-sw * r[0][j] + cw * r[1][j] for j in range(3)],
-                r[2],
-            ]
-            if not g["full"]:
-                beta, gamma = _nearest_pitch_roll(a)
+            # a = Rz(-waist) R_target: the target orientation in the arm's plane frame (rows;
+            # the third is the target's). Computed only when a branch needs it.
+            a0 = a1 = None
+            if not full:
+                a0 = [cw * r0[j] + sw * r1[j] for j in range(3)]
+                a1 = [-sw * r0[j] + cw * r1[j] for j in range(3)]
+                beta, gamma = _nearest_pitch_roll((a0, a1, r2))
                 if pitch_offset:
                     beta += pitch_offset
-                    gamma = _best_roll(a, beta)
+                    gamma = _best_roll((a0, a1, r2), beta)
                 cb = math.cos(beta)
                 wcx, wcy, wcz = px - d * cw * cb, py - d * sw * cb, pz + d * math.sin(beta)
             x = cw * wcx + sw * wcy
@@ -543,22 +598,25 @@ class WidowXModel:
                        f"(reach {g['reach_min']:.4f}..{g['reach_max']:.4f} m)")
                 continue
             for q1, q2 in arms:
-                if not (inside(1, q1) and inside(2, q2)):
+                if not (lo[1] <= q1 <= hi[1] and lo[2] <= q2 <= hi[2]):
                     continue
-                if not g["full"]:
+                if not full:
                     q4, q5 = _wrap(beta - q1 - q2), _wrap(gamma)
-                    if inside(3, q4) and inside(4, q5):
+                    if lo[3] <= q4 <= hi[3] and lo[4] <= q5 <= hi[4]:
                         out.append(([waist, q1, q2, q4, q5], True))
                     continue
+                if a0 is None:
+                    a0 = [cw * r0[0] + sw * r1[0], cw * r0[1] + sw * r1[1], cw * r0[2] + sw * r1[2]]
+                    a1 = [-sw * r0[0] + cw * r1[0], -sw * r0[1] + cw * r1[1], -sw * r0[2] + cw * r1[2]]
                 cp, sp = math.cos(q1 + q2), math.sin(q1 + q2)
-                # rw = Ry(q1 + q2)^T A = Rx(q3) Ry(q4) Rx(q5)
-                rw = [
-                    [cp * a[0][j] - sp * a[2][j] for j in range(3)],
-                    a[1],
-                    [sp * a[0][j] + cp * a[2][j] for j in range(3)],
-                ]
+                # rw = Ry(q1 + q2)^T a = Rx(q3) Ry(q4) Rx(q5)
+                rw = (
+                    [cp * a0[0] - sp * r2[0], cp * a0[1] - sp * r2[1], cp * a0[2] - sp * r2[2]],
+                    a1,
+                    [sp * a0[0] + cp * r2[0], sp * a0[1] + cp * r2[1], sp * a0[2] + cp * r2[2]],
+                )
                 for q3, q4, q5, exact in _xyx_solutions(rw, seed[3], seed[5]):
-                    if inside(3, q3) and inside(4, q4) and inside(5, q5):
+                    if lo[3] <= q3 <= hi[3] and lo[4] <= q4 <= hi[4] and lo[5] <= q5 <= hi[5]:
                         out.append(([waist, q1, q2, q3, q4, q5], exact))
         return out, why
 
@@ -597,6 +655,13 @@ class WidowXModel:
             "reach_min": abs(l1 - l2), "reach_max": l1 + l2,
             "offset": float(offset[0]),
             "full": self.full_pose,
+            # _fk_error: per joint (a, b, point_a, point_b): its rotation turns e_a towards e_b
+            # (a, b follow the axis cyclically), about an axis through that point.
+            "chain": tuple(
+                ((k + 1) % 3, (k + 2) % 3, float(p[(k + 1) % 3]), float(p[(k + 2) % 3]))
+                for k, p in zip((int(np.argmax(wi)) for wi in w), pts, strict=True)
+            ),
+            "home_p": tuple(map(float, self.home_pose[:3, 3])),
             "lower": self.lower.tolist(),
             "upper": self.upper.tolist(),
         }

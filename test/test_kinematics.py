@@ -114,6 +114,56 @@ def test_ik_recovers_10000_random_reachable_poses_from_a_near_seed(model):
     assert np.mean(np.max(np.abs(solutions - qs), axis=1) < 1e-6) > 0.99
 
 
+def test_ik_with_a_step_bound_recovers_10000_random_poses_exactly():
+    """The control-loop case (formerly the safety filter's own fast solver's test): seeded near
+    the answer with a per-tick step bound, the answer comes back, exact to 1e-9."""
+    model = WidowXModel.from_name("wx250s")
+    rng = np.random.default_rng(3)
+    qs = rng.uniform(model.lower + 0.05, model.upper - 0.05, (10_000, 6))
+    qs[:, 4] = np.where(np.abs(qs[:, 4]) < 0.05, 0.3, qs[:, 4])  # off the wrist singularity (tested below)
+    poses = model.fk(qs)
+    sols = np.empty_like(qs)
+    for i in range(len(qs)):
+        result = model.ik(poses[i], qs[i] + rng.uniform(-0.02, 0.02, 6), max_joint_step=0.1)
+        assert result.success, result.reason
+        sols[i] = result.joints
+    assert np.mean(np.all(np.abs(sols - qs) < 1e-7, axis=1)) > 0.99
+    back = model.fk(sols)
+    assert np.linalg.norm(back[:, :3, 3] - poses[:, :3, 3], axis=1).max() < 1e-9
+    assert max(pose_error(a, b)[1] for a, b in zip(back, poses, strict=True)) < 1e-7
+
+
+def test_ik_keeps_the_step_and_the_margin_for_nearby_targets():
+    model = WidowXModel.from_name("wx250s")
+    rng = np.random.default_rng(4)
+    seed = model.ik(bridge_state_to_pose([0.3, 0.0, 0.15, 0, 0, 0]), model.sleep_joints).joints
+    start = model.fk(seed)
+    ok = 0
+    for _ in range(300):
+        target = start.copy()
+        target[:3, 3] += rng.uniform(-0.05, 0.05, 3)
+        target[:3, :3] = mr.MatrixExp3(mr.VecToso3(rng.uniform(-0.25, 0.25, 3))) @ start[:3, :3]
+        result = model.ik(target, seed, max_joint_step=0.6, margin=0.05)
+        if result.success:
+            assert np.max(np.abs(result.joints - seed)) <= 0.6 + 1e-12
+            assert model.within_limits(result.joints, 0.05)
+            assert max(pose_error(target, model.fk(result.joints))) < 1e-9
+            ok += 1
+        else:
+            assert not feasible_by_modern_robotics(model, target, seed, 0.6), result.reason
+    assert ok > 250
+
+
+def test_the_fk_check_agrees_with_fk(model):
+    """ik checks every answer with a float-only FK (_fk_error): it must be fk's exact equal."""
+    rng = np.random.default_rng(7)
+    for q in random_joints(model, 500, rng):
+        other = model.fk(q + rng.normal(0.0, 0.2, model.n_joints))
+        perr, rerr = model._fk_error(q.tolist(), other.tolist())
+        ref = pose_error(model.fk(q), other)
+        assert perr == pytest.approx(ref[0], abs=1e-12) and rerr == pytest.approx(ref[1], abs=1e-9)
+
+
 def feasible_by_modern_robotics(model: WidowXModel, target: np.ndarray, seed: np.ndarray, bound: float) -> bool:
     """An independent check: does IKinSpace (Interbotix's solver), seeded from the current joints,
     find joints within the limits minus the margin and the step bound?"""
@@ -173,6 +223,9 @@ def test_step_bound_is_respected_and_a_far_target_fails_with_the_reason():
     assert "step bound" in result.reason and "waist" in result.reason
     unbounded = model.ik(target, q)
     assert unbounded.success and np.max(np.abs(unbounded.joints - q)) > 0.1
+    near = model.fk(np.array([0.0, 0.5, 0.5, 0.0, 1.0, 0.0]))
+    result = model.ik(near, model.sleep_joints, max_joint_step=0.01)
+    assert not result.success and "more than the step bound 0.010 rad" in result.reason
 
 
 def test_margin_keeps_solutions_inside_the_limits():
@@ -195,6 +248,9 @@ def test_out_of_reach_and_non_finite_targets_fail_without_raising(model):
     seed = model.sleep_joints.copy()
     seed[1] = np.inf
     assert "non-finite" in model.ik(model.fk(model.sleep_joints), seed).reason
+    huge = make_pose(np.eye(3), [1e308, 1e308, 0.3])  # finite, though its sum overflows
+    result = model.ik(huge, model.sleep_joints)
+    assert not result.success and "out of reach" in result.reason
     with pytest.raises(InvalidInputError, match="4x4"):
         model.ik(np.eye(3), model.sleep_joints)
     with pytest.raises(InvalidInputError, match="joints"):
@@ -270,3 +326,5 @@ def test_within_limits_and_violations_name_the_joint(model):
     assert model.limit_violations(q, margin=0.1)[0].startswith("shoulder=")
     q[2] = np.nan
     assert not model.within_limits(q)
+    assert not model.within_limits(model.home_joints, margin=math.nan)
+    assert model.within_limits(model.home_joints, margin=0.1)  # the cached box is the margin's own

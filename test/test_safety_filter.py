@@ -181,6 +181,19 @@ def test_orientation_bounds_stop_the_rotation_at_the_bound():
     assert 0.099 < roll <= 0.1 + 1e-9
 
 
+def test_a_joint_at_its_limit_holds_and_names_the_joint_limit():
+    """Pitching further down needs the wrist angle past its limit minus the margin: both the
+    joint limit and the IK failure are reported, with the joint, and the target stays."""
+    q = np.array([0.0, 0.3, 0.3, 0.0, MODEL.upper[4] - 0.06, 0.0])
+    f, arm = SafetyFilter(None, MODEL), TrackingArm(q)
+    res = arm.tick(f, command(w=(0.0, 0.3, 0.0), t=0.0), 0.0)
+    assert res.status.limits == (Limit.JOINT_LIMIT, Limit.IK_FAILURE) and res.target_joints is None
+    assert "wrist_angle needs" in res.status.detail(Limit.JOINT_LIMIT)
+    np.testing.assert_allclose(res.target_pose, MODEL.fk(q), atol=1e-12)
+    back = arm.tick(f, command(w=(0.0, -0.3, 0.0), t=0.2), 0.2)  # away from the limit: moves
+    assert back.status.limits == () and back.target_joints[4] < q[4]
+
+
 def test_unreachable_target_is_not_advanced():
     f, arm = fresh(SafetyConfig(workspace_upper=(0.9, 0.25, 0.3)), state=(0.44, 0.0, 0.15, 0, 0, 0))
     held = None

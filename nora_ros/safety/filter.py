@@ -37,7 +37,6 @@ import numpy as np
 from nora_ros.actions import EndEffectorCommand
 from nora_ros.errors import InvalidInputError
 from nora_ros.kinematics import WidowXModel, rotation_log
-from nora_ros.safety.analytic_ik import SphericalWristIK
 from nora_ros.safety.checks import check_command, check_state
 from nora_ros.safety.config import SafetyConfig
 from nora_ros.safety.geometry import (
@@ -56,6 +55,9 @@ from nora_ros.safety.geometry import (
 from nora_ros.safety.status import Limit, SafetyResult, SafetyStatus
 
 _ZERO3 = (0.0, 0.0, 0.0)
+_LIMITS_PHRASE = "outside the limits minus margin"
+"""How :meth:`WidowXModel.ik` names a solution that exists but leaves the joint limits minus the
+margin (test_kinematics pins the phrase); the filter then reports the joint limit as well."""
 _ORIENTATION_BISECTIONS = 12
 """Bisection steps when a rotation would leave the orientation bounds: 1/4096 of the step."""
 
@@ -80,7 +82,6 @@ class SafetyFilter:
         self._last_stamp = -math.inf
         self._obs_stamp = -math.inf
         self._max_joint_step = model.max_joint_step(self.config.tick_period)
-        self._fast_ik = SphericalWristIK.for_model(model)
         self._clear_motion()
 
     # ------------------------------------------------------------------ operator controls
@@ -300,49 +301,39 @@ class SafetyFilter:
             return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
         new_pose = np.array([[*r_new[0], p_new[0]], [*r_new[1], p_new[1]], [*r_new[2], p_new[2]], [0.0, 0.0, 0.0, 1.0]])
         seed = np.asarray(state.joints if self._enabled else self._target_joints, dtype=np.float64)
-        q = None
-        reason = "singular"
-        if self._fast_ik is not None:
-            q, reason = self._fast_ik.solve(new_pose, seed, self._max_joint_step, cfg.joint_margin)
-            if q is None and not reason.startswith("singular"):
+        ik = self.model.ik(new_pose, seed, max_joint_step=self._max_joint_step, margin=cfg.joint_margin)
+        if not ik.success:
+            self._clear_rates()
+            if _LIMITS_PHRASE in ik.reason:
+                acted.append((Limit.JOINT_LIMIT, f"{ik.reason}; target held"))
+            acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
+                                            f"{self._max_joint_step:.3f} rad per tick: {ik.reason}; target held"))
+            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+        q = np.asarray(ik.joints, dtype=np.float64)
+        # Belt and braces: IK keeps the margin by construction; a joint outside it must never be sent.
+        if not self.model.within_limits(q, cfg.joint_margin):
+            self._clear_rates()
+            acted.append((Limit.JOINT_LIMIT, "IK answer outside limits minus margin: "
+                          + "; ".join(self.model.limit_violations(q, cfg.joint_margin))))
+            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+        if not self.model.full_pose:
+            # A 5-joint arm cannot reach every orientation: the target is what it does reach,
+            # which must itself respect the rotation limits and bounds.
+            reached = self.model.fk(q)[:3, :3]
+            reached_t = tuple(tuple(row) for row in reached.tolist())
+            turn = rotation_angle(matmul3(reached_t, tuple(zip(*r_t, strict=True))))
+            if turn > cfg.max_step_rotation + 1e-9 or self._ol_rotation + turn > cfg.open_loop_rotation + 1e-9 or (
+                    self._orientation_excess(reached_t) > self._orientation_excess(r_t) + 1e-12):
                 self._clear_rates()
-                if "joint limits" in reason:
-                    acted.append((Limit.JOINT_LIMIT, f"{reason}; target held"))
-                if "joint limits" not in reason or "joint step" in reason:
-                    acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
-                                                    f"{self._max_joint_step:.3f} rad per tick: {reason}; target held"))
+                acted.append((Limit.ORIENTATION, f"{self.model.name} reaches this position only with a "
+                              f"{turn:.3f} rad turn, beyond the rotation limits or budget, or outside the "
+                              "orientation bounds; target held"))
                 return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
-        if q is None:
-            ik = self.model.ik(new_pose, seed, max_joint_step=self._max_joint_step, margin=cfg.joint_margin)
-            if not ik.success:
-                self._clear_rates()
-                acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
-                                                f"{self._max_joint_step:.3f} rad per tick: {ik.reason}; target held"))
-                return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
-            q = np.asarray(ik.joints, dtype=np.float64)
-            if not self.model.within_limits(q, cfg.joint_margin):
-                self._clear_rates()
-                acted.append((Limit.JOINT_LIMIT, "IK answer outside limits minus margin: "
-                              + "; ".join(self.model.limit_violations(q, cfg.joint_margin))))
-                return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
-            if not self.model.full_pose:
-                # A 5-joint arm cannot reach every orientation: the target is what it does reach,
-                # which must itself respect the rotation limits and bounds.
-                reached = self.model.fk(q)[:3, :3]
-                reached_t = tuple(tuple(row) for row in reached.tolist())
-                turn = rotation_angle(matmul3(reached_t, tuple(zip(*r_t, strict=True))))
-                if turn > cfg.max_step_rotation + 1e-9 or self._ol_rotation + turn > cfg.open_loop_rotation + 1e-9 or (
-                        self._orientation_excess(reached_t) > self._orientation_excess(r_t) + 1e-12):
-                    self._clear_rates()
-                    acted.append((Limit.ORIENTATION, f"{self.model.name} reaches this position only with a "
-                                  f"{turn:.3f} rad turn, beyond the rotation limits or budget, or outside the "
-                                  "orientation bounds; target held"))
-                    return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
-                if ik.rotation_error > 1e-3:
-                    acted.append((Limit.ORIENTATION, f"{self.model.name} (5 joints) cannot reach the commanded "
-                                  f"orientation: {ik.rotation_error:.4f} rad off; the target takes the reachable one"))
-                new_pose[:3, :3] = reached
-                w = tuple(float(x) / dt for x in rotation_log(reached @ np.array(r_t).T))
+            if ik.rotation_error > 1e-3:
+                acted.append((Limit.ORIENTATION, f"{self.model.name} (5 joints) cannot reach the commanded "
+                              f"orientation: {ik.rotation_error:.4f} rad off; the target takes the reachable one"))
+            new_pose[:3, :3] = reached
+            w = tuple(float(x) / dt for x in rotation_log(reached @ np.array(r_t).T))
         # commit
         self._target = new_pose
         self._target_joints = q
