@@ -11,7 +11,8 @@ Guarantees, every tick:
 - the target moves at most max speed x tick in translation and in rotation;
 - its velocity changes within the acceleration limits, except where a hard limit (workspace,
   floor, orientation) cut the motion; braking is free;
-- commanded joints are within the limits minus the margin and reach the target;
+- commanded joints are within the limits minus the margin and reach the target (exactly; within
+  the IK's tolerance of 0.1 mm / 1 mrad at the wrist singularity, where a roll joint keeps its seed);
 - the motion on one camera observation stays within the open-loop budget;
 - after an e-stop nothing moves until reset.
 """
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from test_safety_helpers import MODEL, TrackingArm, command, joints_at
 
 from nora_ros.actions import EndEffectorCommand
-from nora_ros.kinematics import rotation_log
+from nora_ros.kinematics import pose_error, rotation_log
 from nora_ros.safety import HARD_LIMITS, SafetyConfig, SafetyFilter
 from nora_ros.safety.geometry import bridge_euler
 
@@ -151,7 +152,11 @@ def test_guarantees_hold_for_any_command_sequence(start, seq):
             continue
         if res.target_joints is not None:
             assert MODEL.within_limits(res.target_joints, CFG.joint_margin - TOL)
-            assert float(np.max(np.abs(arm.pose - pose))) < 1e-7, "commanded joints do not reach the target"
+            if abs(res.target_joints[4]) > 0.05:
+                assert float(np.max(np.abs(arm.pose - pose))) < 1e-7, "commanded joints do not reach the target"
+            else:  # wrist singularity: a roll joint kept at its seed, the pose within the IK's tolerance
+                perr, rerr = pose_error(arm.pose, pose)
+                assert perr <= MODEL.position_tolerance and rerr <= MODEL.rotation_tolerance, (perr, rerr)
             step = float(np.max(np.abs(res.target_joints - joints_before)))
             assert step <= MODEL.max_joint_step(DT) + TOL, f"joint step {step}"
         if (pose == prev_pose).all():
