@@ -278,24 +278,30 @@ class SimStack:
     loop: ControlLoop
     supervisor: object
     policy: object
+    recorder: object | None = None
+    """A rosbag2 recorder (:mod:`nora_ros.bag.record`) or ``None``; its ``on_tick`` takes the ticks."""
 
     def close(self) -> None:
         self.loop.worker.close()
         self.policy.close()
         self.world.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
 
 def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 0,
                     loop_config: LoopConfig | None = None, safety_overrides: dict | None = None,
                     results_path=None, model_id: str = "", checkpoint: str = "",
                     max_steps: int = 60, realtime: bool = False, latency: float | None = 0.0,
-                    render: bool = True) -> SimStack:
+                    render: bool = True, recorder=None) -> SimStack:
     """Wire world, MuJoCo arm, safety filter, policy worker, control loop and supervisor.
 
     ``policy_factory(world)`` makes the policy (the scripted expert needs the world's ground
     truth; NORA ignores it). ``realtime`` runs inference in a thread against the wall clock;
     otherwise :class:`VirtualInference` charges ``latency`` seconds (``None``: measured) of
-    sim time per inference. The safety filter's tick matches the control rate.
+    sim time per inference. The safety filter's tick matches the control rate. ``recorder``
+    (:class:`nora_ros.bag.record.TrialBags` or ``SessionBag``) becomes the supervisor's recorder
+    and status listener; pass its ``on_tick`` to :func:`run_sim_trial`.
     """
     from nora_ros.results_store import ResultsStore, config_digest
     from nora_ros.safety import SafetyConfig, SafetyFilter
@@ -317,5 +323,7 @@ def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 
     # Time limit: the step budget at 5 Hz plus room for inference and holds.
     supervisor = TrialSupervisor(
         SupervisorConfig(max_steps=max_steps, time_limit_s=max_steps * 0.2 * 3 + 10.0),
-        run_info=run_info, store=store)
-    return SimStack(world, arm, safe_arm, loop, supervisor, policy)
+        run_info=run_info, store=store, recorder=recorder)
+    if recorder is not None:
+        supervisor.add_listener(recorder.on_status)
+    return SimStack(world, arm, safe_arm, loop, supervisor, policy, recorder)
