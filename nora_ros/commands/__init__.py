@@ -12,4 +12,6 @@ COMMANDS = (
     "results",
     "demo",
     "sim",
+    "replay",
+    "export",
 )

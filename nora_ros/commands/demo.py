@@ -3,7 +3,9 @@
 README's main job: no robot, GPU or ROS needed. Runs N trials of "put the carrot in the pot"
 through camera, policy worker, scheduler, safety filter, MuJoCo arm and supervisor; prints
 progress and the results table; writes the results file, a contact sheet of one trial and a
-plot of commanded vs executed end-effector motion into ``--out``.
+plot of commanded vs executed end-effector motion into ``--out``, and records every trial as a
+rosbag2 (mcap, JPEG images) into ``--out``/bags (``--no-record`` turns it off): ``nora-ros replay``
+and ``ros2 bag play`` take them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=60, help="policy steps per trial before scoring (default 60)")
     p.add_argument("--control-rate", type=float, default=10.0, help="control ticks per second (default 10)")
     p.add_argument("--realtime", action="store_true", help="pace the simulation to the wall clock, inference in a thread")
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="do not record the trials (default: one rosbag2 per trial in OUT/bags)")
+    p.add_argument("--raw-images", action="store_true",
+                   help="record sensor_msgs/Image instead of JPEG CompressedImage (about 20x larger)")
     p.set_defaults(func=run)
 
 
@@ -50,9 +56,22 @@ def run_sim_session(args: argparse.Namespace, policy_factory, model_id: str = ""
     results_path = out / "results.jsonl"
     loop_config = LoopConfig(control_rate_hz=args.control_rate, camera_rate_hz=min(5.0, args.control_rate),
                              execute_steps=getattr(args, "execute_steps", 1))
+    recorder = None
+    if getattr(args, "record", False):
+        import importlib.util
+
+        from nora_ros.bag.record import RecordOptions, TrialBags
+
+        if importlib.util.find_spec("rosbags") is None:
+            from nora_ros.errors import ConfigurationError
+
+            raise ConfigurationError("recording needs the rosbags package: pip install -e '.[bag]', or pass --no-record")
+
+        recorder = TrialBags(out / "bags", RecordOptions(images="raw" if args.raw_images else "jpeg",
+                                                         results_file=str(results_path)))
     stack = build_sim_stack(policy_factory, task=args.task, seed=args.seed, loop_config=loop_config,
                             results_path=results_path, model_id=model_id, checkpoint=checkpoint,
-                            max_steps=args.max_steps, realtime=args.realtime, latency=latency)
+                            max_steps=args.max_steps, realtime=args.realtime, latency=latency, recorder=recorder)
     instruction = stack.world.task.instruction
     print(f"nora-ros {args.command}: {args.trials} trial(s) of '{instruction}' with {stack.policy.model_id}, "
           f"control {loop_config.control_rate_hz:g} Hz, camera {loop_config.camera_rate_hz:g} Hz, "
@@ -67,6 +86,8 @@ def run_sim_session(args: argparse.Namespace, policy_factory, model_id: str = ""
             sim_start: list[float] = []
 
             def progress(rec, k=k, steps=steps, t_trial=t_trial, sim_start=sim_start):
+                if recorder is not None:
+                    recorder.on_tick(rec)
                 if not sim_start:
                     sim_start.append(rec.now)
                 if rec.new_step:
@@ -99,5 +120,7 @@ def run_sim_session(args: argparse.Namespace, policy_factory, model_id: str = ""
         fig = plots.ee_motion(t, commanded, target, measured, out / "ee_motion.png",
                               title=f"trial {first_log.trial_id}: {first_log.instruction} ({first_log.outcome})")
         print(f"wrote {fig}")
+    if recorder is not None and recorder.paths:
+        print(f"recorded {len(recorder.paths)} bag(s) in {recorder.folder} (nora-ros replay {recorder.paths[0]})")
     print(f"wrote {results_path}")
     return 0
