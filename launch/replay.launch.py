@@ -1,9 +1,12 @@
 """Replay a recorded run through the policy and safety nodes, in dry run, on the bag's clock.
 
     ros2 launch nora_ros replay.launch.py bag:=rosbag2_2026_11_21-15_00_00 model:=declare-lab/nora
+    ros2 launch nora_ros replay.launch.py bag:=demo_out/bags/trial_0001 model:=scripted \
+        compressed_image:=true joint_states_topic:=/nora/joint_states        # a bag from nora-ros demo
 
-`ros2 bag play --clock` plays the recorded inputs (camera image, trial status with the
-instruction, the arm's joint states) and publishes /clock; every node uses sim time. The
+`ros2 bag play --clock` plays the recorded inputs (camera image, raw or JPEG, trial status with
+the instruction, the arm's joint states, the simulator's ground truth when there is one) and
+publishes /clock; every node uses sim time. The
 policy computes what it would have done (cmd, action_chunk) and the safety node reports what
 it would have sent (cmd_safe, safety/status) without commanding any arm: dry_run is forced on.
 Record the outputs with `ros2 bag record` to compare them with the original run. Leave bag
@@ -34,6 +37,8 @@ def generate_launch_description():
     params_file = LaunchConfiguration("params_file")
     namespace = LaunchConfiguration("namespace")
     log_level = LaunchConfiguration("log_level")
+    joint_states_topic = LaunchConfiguration("joint_states_topic")
+    compressed_image = LaunchConfiguration("compressed_image")
 
     arguments = [
         DeclareLaunchArgument(
@@ -52,6 +57,13 @@ def generate_launch_description():
             "robot_name", default_value=robot_model,
             description="Namespace of the recorded xs driver: joint states are read from /<robot_name>/joint_states."),
         DeclareLaunchArgument(
+            "joint_states_topic", default_value=["/", robot_name, "/joint_states"],
+            description="Recorded joint states the safety node reads: /<robot_name>/joint_states (the xs driver's) "
+                        "for a robot's bag, /nora/joint_states for a simulator bag (sim.launch.py, nora-ros demo)."),
+        DeclareLaunchArgument(
+            "compressed_image", default_value="false", choices=["true", "false"],
+            description="true: the policy reads camera/image_raw/compressed (JPEG), as nora-ros demo records by default."),
+        DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([FindPackageShare("nora_ros"), "config", "widowx.yaml"]),
             description="YAML with the nodes' parameters, keyed by node name (the robot's, to replay as it ran)."),
@@ -68,7 +80,9 @@ def generate_launch_description():
         PushROSNamespace(namespace),
         Node(
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
-            parameters=[params_file, {"model": ParameterValue(model, value_type=str), "use_sim_time": True}],
+            parameters=[params_file, {"model": ParameterValue(model, value_type=str),
+                                      "compressed_image": ParameterValue(compressed_image, value_type=bool),
+                                      "use_sim_time": True}],
             ros_arguments=ros_args,
         ),
         Node(
@@ -78,7 +92,7 @@ def generate_launch_description():
                 "robot_name": ParameterValue(robot_name, value_type=str),
                 # Reads the recorded joint states and never commands: nothing can move.
                 "arm_backend": "topic",
-                "joint_states_topic": PathJoinSubstitution(["/", robot_name, "joint_states"]),
+                "joint_states_topic": ParameterValue(joint_states_topic, value_type=str),
                 "dry_run": True,
                 "use_sim_time": True,
             }],
@@ -91,9 +105,11 @@ def generate_launch_description():
             "ros2", "bag", "play", bag, "--clock", "--rate", rate,
             "--topics",
             PathJoinSubstitution(["/", namespace, "camera", "image_raw"]),
+            PathJoinSubstitution(["/", namespace, "camera", "image_raw", "compressed"]),
             PathJoinSubstitution(["/", namespace, "camera", "camera_info"]),
             PathJoinSubstitution(["/", namespace, "trial", "status"]),
-            PathJoinSubstitution(["/", robot_name, "joint_states"]),
+            PathJoinSubstitution(["/", namespace, "sim", "ground_truth"]),
+            joint_states_topic,
         ],
         output="screen",
         condition=IfCondition(PythonExpression(["'", bag, "' != ''"])),

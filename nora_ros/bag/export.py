@@ -47,7 +47,7 @@ def episode_arrays(run: RecordedRun, trial: Trial, image_size: int = 256) -> dic
     if not chunks or not commands:
         raise BagError(f"trial {trial.trial_id}: no recorded action chunks or commands (action_chunk, cmd)")
     frames = run.frames_by_stamp()
-    frame_msgs = [m for m in run.frame_messages if m.t <= trial.end + 1e-9]
+    frame_msgs = [m for m in run.frame_messages if m.seq < trial.end_seq]
     steps, last = [], None
     for s in commands:
         key = (s.value.chunk_id, s.value.index)

@@ -29,12 +29,14 @@ IMAGE_TYPES = frozenset({"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedIma
 
 @dataclass
 class RecordedMessage:
-    """One message: topic, type, the bag's timestamp (ns), and the message, decoded on first use."""
+    """One message: topic, type, the bag's timestamp (ns), its place in the bag's read order
+    (``seq``: what came first when timestamps tie), and the message, decoded on first use."""
 
     topic: str
     msgtype: str
     ns: int
     raw: bytes = field(repr=False)
+    seq: int = 0
     _msg: Any = field(default=None, repr=False)
 
     @property
@@ -109,8 +111,12 @@ def read_bag(path: str | pathlib.Path, topics: Iterable[str] | None = None) -> B
             else:
                 raise
     for msgs in out.values():
-        msgs.sort(key=lambda m: m.ns)
+        msgs.sort(key=lambda m: (m.ns, m.seq))
     return BagContents(path, storage, out, types, problems)
+
+
+def _next_seq(out: dict) -> int:
+    return sum(len(m) for m in out.values())
 
 
 def _known(store, msgtype: str, msgdef: str, topic: str, problems: list[str]) -> bool:
@@ -161,7 +167,8 @@ def _read_with_rosbags(source: pathlib.Path, wanted, out, types, problems) -> st
         count = 0
         try:
             for conn, ns, raw in reader.messages(connections=usable):
-                out.setdefault(conn.topic, []).append(RecordedMessage(conn.topic, conn.msgtype, ns, bytes(raw)))
+                out.setdefault(conn.topic, []).append(RecordedMessage(conn.topic, conn.msgtype, ns, bytes(raw),
+                                                                      _next_seq(out)))
                 count += 1
         except Exception as exc:  # a damaged chunk or page after good ones: keep what was read
             problems.append(f"{source}: reading stopped after {count} messages: {exc}")
@@ -188,7 +195,7 @@ def _salvage_mcap(source: pathlib.Path, cause: BagError, wanted, out, types, pro
         for cid, ns, raw in result.messages:
             ch = usable.get(cid)
             if ch is not None:
-                out.setdefault(ch.topic, []).append(RecordedMessage(ch.topic, ch.msgtype, ns, raw))
+                out.setdefault(ch.topic, []).append(RecordedMessage(ch.topic, ch.msgtype, ns, raw, _next_seq(out)))
                 kept += 1
         if result.stopped:
             last = max((ns for _, ns, _ in result.messages), default=0) * 1e-9

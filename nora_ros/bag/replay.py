@@ -148,7 +148,7 @@ def _feed(run: RecordedRun, trial: Trial, policy: Policy, frames: dict, result: 
     else:
         result.problems.append(f"trial {trial.trial_id}: no recorded action chunks; every frame is fed and nothing "
                                "is compared")
-        inputs = [(m.t, m, None) for m in run.frame_messages if trial.contains(m.t)]
+        inputs = [(m.t, m, None) for m in run.frame_messages if trial.contains(m)]
     arrivals = []
     for t, message, rec in inputs:
         if message is None:

@@ -31,26 +31,31 @@ from nora_ros.errors import BagError, NoraError
 
 @dataclass(frozen=True)
 class Stamped:
-    """A value with the bag time (s) it was recorded at."""
+    """A value with the bag time (s) it was recorded at and its place in the bag's order."""
 
     t: float
     value: Any
+    seq: int = 0
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial of the run: RUNNING from ``start`` to ``end`` (bag times, inclusive);
-    ``score`` is the recorded result's score name (``"success"``...) or ``""`` when none was
-    recorded."""
+    """One trial of the run: RUNNING from ``start`` to ``end`` (bag times). What belongs to it
+    is what the bag holds between its RUNNING status and the status that ended it (``seq``
+    bounds, exclusive): a trial can end and the next begin at the same timestamp, so times alone
+    cannot tell. ``score`` is the recorded result's score name (``"success"``...) or ``""`` when
+    none was recorded."""
 
     trial_id: int
     instruction: str
     start: float
     end: float
     score: str = ""
+    start_seq: int = -1
+    end_seq: int = 2**62
 
-    def contains(self, t: float) -> bool:
-        return self.start - 1e-9 <= t <= self.end + 1e-9
+    def contains(self, item: Stamped | RecordedMessage) -> bool:
+        return self.start_seq < item.seq < self.end_seq
 
 
 class RecordedRun:
@@ -111,7 +116,7 @@ class RecordedRun:
         out, bad, first = [], 0, ""
         for m in self.contents.topic(name):
             try:
-                out.append(Stamped(m.t, convert(m.msg)))
+                out.append(Stamped(m.t, convert(m.msg), m.seq))
             except (NoraError, ValueError, TypeError, KeyError, AttributeError) as exc:
                 bad += 1
                 first = first or f"t={m.t:.3f} s: {exc}"
@@ -172,20 +177,20 @@ class RecordedRun:
             return [Trial(0, text, start, end)]
         scores = {tid: score for tid, score in (s.value for s in self.results)}
         out: list[Trial] = []
-        running: dict[int, tuple[float, str]] = {}
+        running: dict[int, Stamped] = {}
         for s in self.statuses:
             tid, state, text = s.value
             if state == "RUNNING" and tid not in running:
-                running[tid] = (s.t, instruction or text)
+                running[tid] = s
             elif state != "RUNNING" and tid in running:
-                t0, text0 = running.pop(tid)
-                out.append(Trial(tid, text0, t0, s.t, scores.get(tid, "")))
-        for tid, (t0, text0) in running.items():  # the bag ends while it runs
-            out.append(Trial(tid, text0, t0, end, scores.get(tid, "")))
+                r = running.pop(tid)
+                out.append(Trial(tid, instruction or r.value[2], r.t, s.t, scores.get(tid, ""), r.seq, s.seq))
+        for tid, r in running.items():  # the bag ends while it runs
+            out.append(Trial(tid, instruction or r.value[2], r.t, end, scores.get(tid, ""), r.seq))
         return sorted(out, key=lambda tr: tr.start)
 
     def within(self, items: Iterable[Stamped], trial: Trial) -> list[Stamped]:
-        return [s for s in items if trial.contains(s.t)]
+        return [s for s in items if trial.contains(s)]
 
     def require(self, topics: Iterable[str] = ()) -> None:
         """Raise :class:`BagError` naming every problem when any of ``topics`` (absolute names;

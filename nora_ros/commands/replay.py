@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robot-model", default="wx250s", choices=("wx250s", "wx250"), help="arm of the recording")
     p.add_argument("--execute-steps", type=int, default=None,
                    help="actions per chunk executed per observation (default: as the recorded commands show)")
+    p.add_argument("--safety", action="append", default=[], metavar="NAME=VALUE",
+                   help="safety filter setting for the replay, e.g. max_linear_speed=0.1 (repeatable; default: "
+                        "SafetyConfig's defaults): what would a different filter have done")
     p.add_argument("--strict", action="store_true", help="fail on any problem with the bag instead of replaying the rest")
     p.set_defaults(func=run)
 
@@ -82,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
         recording.require()
     if not recording.frame_messages:
         raise BagError(f"{args.bag}: nothing to replay: " + "; ".join(recording.problems))
+    options = ReplayOptions(execute_steps=args.execute_steps, instruction=args.instruction,
+                            safety=parse_settings(args.safety))
     policy_for, name, close = make_policies(args, recording)
     try:
-        result = replay(recording, policy_for, ReplayOptions(execute_steps=args.execute_steps,
-                                                             instruction=args.instruction), policy_name=name)
+        result = replay(recording, policy_for, options, policy_name=name)
     finally:
         close()
     out = pathlib.Path(args.out)
@@ -104,6 +108,21 @@ def run(args: argparse.Namespace) -> int:
         for f in files + [out / "replay_report.txt", out / "replay_summary.json"]:
             print(f"wrote {f}")
     return 0
+
+
+def parse_settings(items: list[str]) -> dict:
+    """``["max_linear_speed=0.1", ...]`` as a dict, values read as YAML (numbers, lists)."""
+    import yaml
+
+    from nora_ros.errors import ConfigurationError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigurationError(f"--safety takes NAME=VALUE (e.g. max_linear_speed=0.1), got '{item}'")
+        out[name.strip()] = yaml.safe_load(value)
+    return out
 
 
 def format_report(s: dict, failures: list[str]) -> str:

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=60)
     p.add_argument("--control-rate", type=float, default=10.0)
     p.add_argument("--realtime", action="store_true", help="pace to the wall clock, inference in a thread")
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="do not record the trials (default: one rosbag2 per trial in OUT/bags)")
+    p.add_argument("--raw-images", action="store_true", help="record sensor_msgs/Image instead of JPEG")
     p.set_defaults(func=run)
 
 
