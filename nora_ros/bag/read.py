@@ -186,6 +186,8 @@ def _salvage_mcap(source: pathlib.Path, cause: BagError, wanted, out, types, pro
     store = typestore()
     for file in files:
         result = scan(file)
+        if not result.channels and not result.messages:
+            raise BagError(f"{file} cannot be read: {cause}; scanning it found nothing ({result.stopped or 'empty'})")
         usable = {}
         for cid, ch in result.channels.items():
             types.setdefault(ch.topic, ch.msgtype)

@@ -92,10 +92,11 @@ class RecordedRun:
             present = self.frame_messages if topic is T.IMAGE else contents.topic(
                 self.joint_topic if topic is T.JOINT_STATES else name(topic))
             if not present:
-                wanted = (f"{name(T.IMAGE)} or {name(T.COMPRESSED)}" if topic is T.IMAGE else
-                          self.joint_topic if topic is T.JOINT_STATES else name(topic))
-                other = contents.types.get(wanted)
-                why = f" (it is there as {other}, which could not be read)" if other else ""
+                names = ([name(T.IMAGE), name(T.COMPRESSED)] if topic is T.IMAGE else
+                         [self.joint_topic] if topic is T.JOINT_STATES else [name(topic)])
+                wanted = " or ".join(names)
+                other = [contents.types[n] for n in names if n in contents.types]
+                why = f" (it is there as {other[0]}, which could not be read)" if other else ""
                 self.missing.append(wanted)
                 self.problems.append(f"missing topic {wanted} ({topic.msgtype}){why}")
 
