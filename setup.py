@@ -4,6 +4,8 @@ Extras: ``model`` (NORA inference: torch, transformers), ``sim`` (MuJoCo simulat
 ``bag`` (rosbag2 without ROS), ``test`` (the test suite and linters).
 """
 
+import pathlib
+
 from setuptools import find_packages, setup
 
 setup(
@@ -12,6 +14,8 @@ setup(
     description="Run the NORA vision-language-action model on an Interbotix WidowX arm, with or without ROS 2",
     packages=find_packages(include=["nora_ros", "nora_ros.*"]),
     package_data={"nora_ros": ["py.typed"]},
+    # The message definitions, for rosbag2 without ROS (nora_ros.bag.types finds them here).
+    data_files=[("share/nora_ros/msg", sorted(str(p) for p in pathlib.Path("msg").glob("*.msg")))],
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",

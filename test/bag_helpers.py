@@ -22,7 +22,7 @@ class Recording:
 
 
 def record(folder: pathlib.Path, trials: int = 1, *, session: bool = False, images: str = "raw",
-           storage: str = "mcap", seed: int = 0, policy_factory=None) -> Recording:
+           storage: str = "mcap", seed: int = 0, policy_factory=None, safety: dict | None = None) -> Recording:
     """Run ``trials`` scripted-expert trials (10 Hz control, 5 Hz camera, rendered) and record
     them: one bag per trial in ``folder``, or one bag ``folder/session`` with ``session``."""
     from nora_ros.bag.record import RecordOptions, SessionBag, TrialBags
@@ -34,7 +34,7 @@ def record(folder: pathlib.Path, trials: int = 1, *, session: bool = False, imag
     results = folder / "results.jsonl"
     stack = build_sim_stack(policy_factory or (lambda world: ScriptedExpertPolicy(world)), seed=seed,
                             loop_config=LoopConfig(control_rate_hz=10.0, camera_rate_hz=5.0),
-                            results_path=results, recorder=recorder)
+                            results_path=results, recorder=recorder, safety_overrides=safety)
     logs = []
     try:
         for k in range(trials):

@@ -68,7 +68,7 @@ def replay_actions(result: ReplayResult, path: str | pathlib.Path) -> pathlib.Pa
 
 def replay_errors(result: ReplayResult, path: str | pathlib.Path) -> pathlib.Path:
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
     series = ((axes[0], result.chunk_t, np.asarray(result.action_error).reshape(-1, len(DIMS)), DIMS,
                "action chunk |replayed - recorded|"),
               (axes[1], result.tick_t, result.cmd_error, CMD_DIMS, "command |replayed - recorded| per control tick"))
@@ -80,7 +80,7 @@ def replay_errors(result: ReplayResult, path: str | pathlib.Path) -> pathlib.Pat
         ax.set_title(f"{title} (max {peak:.3g})", fontsize=9)
         ax.set_ylabel("error")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=7, loc="upper left")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     axes[-1].set_xlabel("bag time (s)")
     fig.tight_layout()
     return _save(fig, plt, path)

@@ -18,6 +18,7 @@ import array
 import functools
 import os
 import pathlib
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,11 +37,13 @@ _NUMPY = {
 
 def msg_dirs() -> list[pathlib.Path]:
     """Where ``msg/*.msg`` may be: ``$NORA_ROS_MSG_DIR``, the source checkout (also an editable
-    install), and ``share/nora_ros/msg`` of every ROS prefix (a colcon install)."""
+    install), ``share/nora_ros/msg`` of this Python's prefix (pip install, setup.py's
+    data_files) and of every ROS prefix (a colcon install)."""
     dirs = []
     if os.environ.get("NORA_ROS_MSG_DIR"):
         dirs.append(pathlib.Path(os.environ["NORA_ROS_MSG_DIR"]))
     dirs.append(pathlib.Path(__file__).resolve().parents[2] / "msg")
+    dirs.append(pathlib.Path(sys.prefix) / "share" / PACKAGE / "msg")
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         if prefix:
             dirs.append(pathlib.Path(prefix) / "share" / PACKAGE / "msg")
