@@ -62,7 +62,8 @@ def generate_launch_description():
                         "for a robot's bag, /nora/joint_states for a simulator bag (sim.launch.py, nora-ros demo)."),
         DeclareLaunchArgument(
             "compressed_image", default_value="false", choices=["true", "false"],
-            description="true: the policy reads camera/image_raw/compressed (JPEG), as nora-ros demo records by default."),
+            description="true: the policy reads camera/image_raw/compressed (JPEG), as nora-ros demo records "
+                        "by default."),
         DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([FindPackageShare("nora_ros"), "config", "widowx.yaml"]),

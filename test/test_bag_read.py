@@ -146,3 +146,21 @@ def test_not_a_bag_is_an_error_naming_the_path(tmp_path):
     junk.write_bytes(b"hello")
     with pytest.raises(BagError, match="junk.mcap"):
         read_bag(junk)
+
+
+def test_a_bag_without_trial_status_is_one_trial_whose_instruction_must_be_known(bag, tmp_path):
+    bare = copy_bag(bag, tmp_path / "bare", drop=(f"{NS}/trial/status", f"{NS}/instruction"))
+    run = RecordedRun.open(bare)
+    with pytest.raises(BagError, match=f"neither {NS}/trial/status nor {NS}/instruction"):
+        run.trials()
+    (trial,) = run.trials("put the carrot in the pot")
+    s = _scripted_with(run, "put the carrot in the pot")
+    assert trial.trial_id == 0 and s["chunks_compared"] == len(run.chunks) > 20
+    assert max(s["action_error"]["max"].values()) == 0.0
+
+
+def _scripted_with(run, instruction):
+    from nora_ros.bag.replay import ReplayOptions
+
+    policy = ScriptedExpertPolicy()
+    return replay(run, lambda trial: policy, ReplayOptions(instruction=instruction)).summary()

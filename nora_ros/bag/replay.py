@@ -17,7 +17,8 @@ For each trial of the bag (:meth:`~nora_ros.bag.run.RecordedRun.trials`), in rec
 A deterministic policy on a bag it recorded reproduces the chunks and commands exactly (error
 0). What the filter sends agrees to float precision where no limit scales it, and to a few
 um/s where one does: a bag holds joints, so the end-effector pose here is forward kinematics,
-as the safety node's topic arm computes it, while the simulated runner measures MuJoCo's site. Where a part is missing (no chunks, no joint states) that step is skipped and said so in
+as the safety node's topic arm computes it, while the simulated runner measures MuJoCo's site.
+Where a part is missing (no chunks, no joint states) that step is skipped and said so in
 :attr:`ReplayResult.problems`.
 """
 

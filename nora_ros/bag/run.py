@@ -173,7 +173,8 @@ class RecordedRun:
         if not self.statuses:
             text = instruction or (self.instructions[-1].value if self.instructions else "")
             if not text:
-                raise BagError(f"{self.contents.path}: no instruction: the bag has neither {self._name(T.TRIAL_STATUS)} "
+                raise BagError(f"{self.contents.path}: no instruction: the bag has neither "
+                               f"{self._name(T.TRIAL_STATUS)} "
                                f"nor {self._name(T.INSTRUCTION)}; give one (--instruction)")
             return [Trial(0, text, start, end)]
         scores = {tid: score for tid, score in (s.value for s in self.results)}

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         duration = recording.contents.end - recording.contents.start
         worst = max(s["action_error"]["max"].values()) if s["action_error"]["max"] else float("nan")
         print(f"replay --policy {name:8s}: {total:5.2f} s wall for a {duration:.1f} s bag ({duration / total:4.1f}x "
-              f"real time): read {t_read:.2f} s, replay {result.wall_s:.2f} s, plots {time.perf_counter() - t_plot:.2f} s; "
+              f"real time): read {t_read:.2f} s, replay {result.wall_s:.2f} s, "
+              f"plots {time.perf_counter() - t_plot:.2f} s; "
               f"{s['frames_fed']} frames fed, {s['chunks_compared']} chunks and {s['ticks_compared']} ticks compared, "
               f"max action error {worst:.3g}")
     if tmp is not None:

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--safety", action="append", default=[], metavar="NAME=VALUE",
                    help="safety filter setting for the replay, e.g. max_linear_speed=0.1 (repeatable; default: "
                         "SafetyConfig's defaults): what would a different filter have done")
-    p.add_argument("--strict", action="store_true", help="fail on any problem with the bag instead of replaying the rest")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on any problem with the bag instead of replaying the rest")
     p.set_defaults(func=run)
 
 
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = result.summary()
-    files = [plots.replay_actions(result, out / "replay_actions.png"), plots.replay_errors(result, out / "replay_errors.png")]
+    files = [plots.replay_actions(result, out / "replay_actions.png"),
+             plots.replay_errors(result, out / "replay_errors.png")]
     (out / "replay_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     report = format_report(summary, result.failures)
     (out / "replay_report.txt").write_text(report + "\n")
