@@ -33,7 +33,8 @@ setup(
         # processor, so no torchvision is needed (none is published for torch 2.13 CPU).
         "model": ["torch>=2.4", "transformers>=5.23,<6", "safetensors>=0.4", "jinja2>=3.1"],
         "sim": ["mujoco>=3.1", "imageio>=2.30"],
-        "bag": ["rosbags>=0.10"],
+        # mcap: salvaging bags cut short (rosbags needs the file's summary at its end).
+        "bag": ["rosbags>=0.10", "mcap>=1.1"],
         "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "catkin_pkg>=1.0"],
     },
     entry_points={"console_scripts": ["nora-ros = nora_ros.cli:main"]},
