@@ -91,10 +91,10 @@ def test_malformed_recordings_are_rejected_naming_file_and_problem(tmp_path, arr
 
 
 def test_missing_or_unreadable_files_and_bad_settings(tmp_path):
-    with pytest.raises(ConfigurationError, match="does not exist"):
+    with pytest.raises(InvalidInputError, match="does not exist"):
         ReplayPolicy.from_npz(tmp_path / "absent.npz")
     (tmp_path / "text.npz").write_text("not a zip archive")
-    with pytest.raises(ConfigurationError, match="not a readable .npz"):
+    with pytest.raises(InvalidInputError, match="not a readable .npz"):
         ReplayPolicy.from_npz(tmp_path / "text.npz")
     good = _write(tmp_path, action=np.zeros((2, 7)))
     with pytest.raises(ConfigurationError, match="horizon"):

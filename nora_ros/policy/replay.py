@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import pathlib
 import time
-import zipfile
 
 import numpy as np
 
@@ -72,26 +71,17 @@ class ReplayPolicy(Policy):
     def from_npz(cls, path: str | pathlib.Path, horizon: int = 1, step_period: float = BRIDGE_STEP_PERIOD) -> ReplayPolicy:
         """Load an episode ``.npz`` with ``action`` ``(N, 7)`` and optional ``state`` ``(N, 7)``
         and ``language_instruction`` (the layout of ../shared/data/octo_bridge_debug)."""
-        path = pathlib.Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                content = {k: data[k] for k in ("action", "state", "language_instruction") if k in data.files}
-                keys = list(data.files)
-        except FileNotFoundError as exc:
-            raise ConfigurationError(f"replay episode {path} does not exist") from exc
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ConfigurationError(f"replay episode {path} is not a readable .npz file: {exc}") from exc
-        if "action" not in content:
-            raise InvalidInputError(f"{path}: no 'action' array (keys: {keys}); an episode needs 'action' (N, 7)")
-        instruction = content.get("language_instruction")
+        from nora_ros.episode import load_episode
+
+        episode = load_episode(path)
         return cls(
-            content["action"],
+            episode.action,
             horizon=horizon,
             step_period=step_period,
-            model_id=f"replay:{path.name}",
-            states=content.get("state"),
-            instruction="" if instruction is None else str(instruction),
-            source=str(path),
+            model_id=f"replay:{episode.path.name}",
+            states=episode.state,
+            instruction=episode.instruction,
+            source=str(episode.path),
         )
 
     @property

@@ -84,18 +84,12 @@ class ReplayReport:
 
 
 def load_episode(path) -> tuple[np.ndarray, np.ndarray | None]:
-    """``action`` (N, 7) and optional ``state`` (N, 7) from an episode ``.npz``."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "action" not in data:
-                raise InvalidInputError(f"{path} has no 'action' array (found {sorted(data.files)})")
-            actions = np.asarray(data["action"], dtype=np.float64)
-            state = np.asarray(data["state"], dtype=np.float64) if "state" in data else None
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"episode file {path} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read episode {path}: {exc}") from exc
-    return actions, state
+    """``action`` (N, 7) and optional ``state`` (N, 7) from an episode ``.npz``
+    (:func:`nora_ros.episode.load_episode`: a bad file is an :class:`InvalidInputError`)."""
+    from nora_ros.episode import load_episode as load
+
+    episode = load(path)
+    return episode.action, episode.state
 
 
 def replay(
