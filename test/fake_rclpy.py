@@ -11,6 +11,7 @@ packages, and the generated nora_ros.msg; install with :func:`install` (monkeypa
 from __future__ import annotations
 
 import enum
+import math
 import types
 from dataclasses import dataclass, field
 
@@ -70,14 +71,51 @@ class SetParametersResult:
 # --------------------------------------------------------------------------- rclpy
 
 
+def parameter_type(value) -> int:
+    """rclpy's ``Parameter.Type.from_parameter_value``: the ParameterType of a Python value (an
+    empty list is a byte array, as in rclpy)."""
+    if value is None:
+        return ParameterType.PARAMETER_NOT_SET
+    for cls, scalar in ((bool, ParameterType.PARAMETER_BOOL), (int, ParameterType.PARAMETER_INTEGER),
+                        (float, ParameterType.PARAMETER_DOUBLE), (str, ParameterType.PARAMETER_STRING)):
+        if isinstance(value, cls):
+            return scalar
+    if isinstance(value, (list, tuple)):
+        for cls, kind in ((bytes, ParameterType.PARAMETER_BYTE_ARRAY), (bool, ParameterType.PARAMETER_BOOL_ARRAY),
+                          (int, ParameterType.PARAMETER_INTEGER_ARRAY), (float, ParameterType.PARAMETER_DOUBLE_ARRAY),
+                          (str, ParameterType.PARAMETER_STRING_ARRAY)):
+            if all(isinstance(v, cls) for v in value):
+                return kind
+    raise TypeError(f"the given value is not one of the allowed types: {value!r}")
+
+
 class Parameter:
     def __init__(self, name, type_=None, value=None):
         self.name = name
         self.value = value
+        self.type_ = parameter_type(value)
 
 
-class ParameterError(Exception):
-    """What rclpy raises for an out-of-range or read-only value."""
+class ParameterException(Exception):
+    """rclpy.exceptions.ParameterException: the base of what rclpy raises for parameters."""
+
+    def __init__(self, error_msg, parameters):
+        super().__init__(f"{error_msg}: {parameters}")
+
+
+class InvalidParameterTypeException(ParameterException):
+    """What rclpy's declare_parameter raises for an override of the wrong static type."""
+
+    def __init__(self, parameter, expected_type):
+        super().__init__(f"Trying to set parameter '{parameter.name}' to '{parameter.value}' of type "
+                         f"'{parameter.type_}', expecting type '{expected_type}'", parameter.name)
+
+
+class InvalidParameterValueException(ParameterException):
+    """What rclpy's declare_parameter raises for an override outside the descriptor's range."""
+
+    def __init__(self, name, value, reason):
+        super().__init__(f"Invalid parameter value ({value}) for parameter. Reason: {reason}", name)
 
 
 @dataclass
@@ -162,10 +200,20 @@ class Node:
 
     # parameters
     def declare_parameter(self, name, value, descriptor):
-        value = self.overrides.get(name, value)
-        _check_descriptor(descriptor, value)
-        self.params[name], self.descriptors[name] = value, descriptor
-        return Parameter(name, value=value)
+        """As rclpy: a statically typed descriptor takes the default's type; an override of
+        another type or outside the range raises (the on-set callbacks are not registered yet)."""
+        if not descriptor.dynamic_typing:
+            descriptor.type = parameter_type(value)
+        param = Parameter(name, value=self.overrides.get(name, value))
+        reason = _check_descriptor(descriptor, param)
+        if reason.startswith("Wrong parameter type"):
+            raise InvalidParameterTypeException(param, descriptor.type)
+        if reason:
+            raise InvalidParameterValueException(name, param.value, reason)
+        if descriptor.dynamic_typing:
+            descriptor.type = param.type_
+        self.params[name], self.descriptors[name] = param.value, descriptor
+        return param
 
     def get_parameter(self, name):
         return Parameter(name, value=self.params[name])
@@ -178,12 +226,11 @@ class Node:
         for p in params:
             desc = self.descriptors[p.name]
             if desc.read_only:
-                results.append(SetParametersResult(False, f"parameter {p.name} cannot be set because it is read-only"))
+                results.append(SetParametersResult(False, f"Trying to set a read-only parameter: {p.name}."))
                 continue
-            try:
-                _check_descriptor(desc, p.value)
-            except ParameterError as exc:
-                results.append(SetParametersResult(False, str(exc)))
+            reason = _check_descriptor(desc, p)
+            if reason:
+                results.append(SetParametersResult(False, reason))
                 continue
             result = SetParametersResult(True)
             for cb in self.callbacks:
@@ -192,6 +239,8 @@ class Node:
                     break
             if result.successful:
                 self.params[p.name] = p.value
+                if desc.dynamic_typing:
+                    desc.type = p.type_  # as rclpy: a dynamically typed parameter takes the new type
             results.append(result)
         return results
 
@@ -255,15 +304,23 @@ class Node:
                 t.callback()
 
 
-def _check_descriptor(desc, value):
-    if desc.floating_point_range and isinstance(value, float):
+def _check_descriptor(desc, param) -> str:
+    """rclpy's Node._apply_descriptor (read-only aside): '' if ``param`` fits, else rclpy's reason.
+    Ranges apply only to a value of their own type (an int given to a dynamically typed double
+    is not range-checked, as in rclpy)."""
+    if not desc.dynamic_typing and param.type_ not in (ParameterType.PARAMETER_NOT_SET, desc.type):
+        return f"Wrong parameter type, expected '{desc.type}' got '{param.type_}'"
+    if param.type_ == ParameterType.PARAMETER_DOUBLE and desc.floating_point_range:
         r = desc.floating_point_range[0]
-        if not r.from_value <= value <= r.to_value:
-            raise ParameterError(f"{desc.name} = {value} is outside [{r.from_value}, {r.to_value}]")
-    if desc.integer_range and isinstance(value, int) and not isinstance(value, bool):
+        lo, hi = min(r.from_value, r.to_value), max(r.from_value, r.to_value)
+        if not (lo <= param.value <= hi or math.isclose(param.value, lo) or math.isclose(param.value, hi)):
+            return f"Parameter {param.name} out of range. Min: {lo}, Max: {hi}, value: {param.value}"
+    if param.type_ == ParameterType.PARAMETER_INTEGER and desc.integer_range:
         r = desc.integer_range[0]
-        if not r.from_value <= value <= r.to_value:
-            raise ParameterError(f"{desc.name} = {value} is outside [{r.from_value}, {r.to_value}]")
+        lo, hi = min(r.from_value, r.to_value), max(r.from_value, r.to_value)
+        if not lo <= param.value <= hi:
+            return f"Parameter {param.name} out of range. Min: {lo}, Max: {hi}, value: {param.value}"
+    return ""
 
 
 class ReliabilityPolicy(enum.Enum):
@@ -334,6 +391,9 @@ def install(monkeypatch) -> None:
     module("rclpy.qos", QoSProfile=QoSProfile, ReliabilityPolicy=ReliabilityPolicy, DurabilityPolicy=DurabilityPolicy,
            HistoryPolicy=HistoryPolicy,
            qos_profile_sensor_data=QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+    module("rclpy.exceptions", ParameterException=ParameterException,
+           InvalidParameterTypeException=InvalidParameterTypeException,
+           InvalidParameterValueException=InvalidParameterValueException)
     module("rclpy.executors", ExternalShutdownException=type("ExternalShutdownException", (Exception,), {}))
     module("rclpy.signals", SignalHandlerOptions=types.SimpleNamespace(NO="no", ALL="all"))
     module("rcl_interfaces")

@@ -288,6 +288,21 @@ def test_main_shuts_down_cleanly_on_ctrl_c(ros, tmp_path):
     assert shell.shut and shell.node.destroyed
 
 
+def test_an_override_rclpy_refuses_at_start_is_a_one_line_configuration_error(ros, capsys):
+    """rclpy's declare_parameter raises its own exceptions for an override outside the range or
+    of the wrong static type (seen on Jazzy: `ros2 run nora_ros policy_node --ros-args -p
+    control_rate_hz:=500.0` died with a traceback); main() says which parameter, and exits 1."""
+    from nora_ros.errors import ConfigurationError
+    from nora_ros.nodes import common, supervisor_node
+
+    with pytest.raises(ConfigurationError, match=r"tick_rate_hz refused by rclpy: .*out of range"):
+        supervisor_node.SupervisorNode(_node(ros, "supervisor_node", tick_rate_hz=1e6))
+    with pytest.raises(ConfigurationError, match=r"max_steps refused by rclpy: .*type"):
+        supervisor_node.SupervisorNode(_node(ros, "supervisor_node", max_steps=2.5))
+    assert common.run(lambda: supervisor_node.SupervisorNode(_node(ros, "supervisor_node", tick_rate_hz=1e6))) == 1
+    assert "tick_rate_hz refused by rclpy" in capsys.readouterr().err
+
+
 def test_sim_stack_runs_an_instruction_to_a_trial_result(ros, tmp_path):
     """sim.launch.py's four shells wired by a toy bus: the operator's instruction starts a trial,
     the safety node takes the simulated arm to the start pose, the scripted expert (fed the sim's

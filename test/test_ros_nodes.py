@@ -130,6 +130,21 @@ def test_safety_node_in_dry_run_refuses_actuation(ros):
     assert not answer.success and "dry_run" in answer.message
 
 
+def test_an_override_rclpy_refuses_is_a_configuration_error_naming_it(ros, tmp_path):
+    """rclpy raises its own exceptions from declare_parameter for an out-of-range or wrongly typed
+    override; the shell turns them into one ConfigurationError (main() prints it and exits 1)."""
+    from nora_ros.errors import ConfigurationError
+    from nora_ros.nodes.supervisor_node import SupervisorNode
+
+    for bad, match in (({"tick_rate_hz": 1e6}, "tick_rate_hz refused by rclpy: .*out of range"),
+                       ({"max_steps": 2.5}, "max_steps refused by rclpy: .*type")):
+        node = Node("supervisor_node", namespace="nora", parameter_overrides=[
+            Parameter(k, value=v) for k, v in {"results_file": str(tmp_path / "r.jsonl"), **bad}.items()])
+        with pytest.raises(ConfigurationError, match=match):
+            SupervisorNode(node)
+        node.destroy_node()
+
+
 def test_supervisor_rejects_a_bad_instruction_and_starts_a_good_one(ros, tmp_path):
     from nora_ros.msg import TrialStatus
     from std_msgs.msg import String

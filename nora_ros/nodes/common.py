@@ -85,10 +85,20 @@ def _descriptor(spec: ParamSpec):
 
 def declare_parameters(node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     """Declare every spec with its descriptor; return the values (YAML / launch overrides applied),
-    each checked by its spec. A bad value raises :class:`ConfigurationError` naming it."""
+    each checked by its spec. A bad value raises :class:`ConfigurationError` naming it.
+
+    rclpy itself refuses an override outside the descriptor's range or of the wrong static type
+    (``-p control_rate_hz:=500.0``, ``-p execute_steps:=2.5``) with its own exceptions, raised
+    from ``declare_parameter``; they become a ConfigurationError too, so the node says what to
+    fix in one line instead of dying with a traceback."""
+    from rclpy.exceptions import ParameterException
+
     for spec in specs:
         default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
-        node.declare_parameter(spec.name, default, _descriptor(spec))
+        try:
+            node.declare_parameter(spec.name, default, _descriptor(spec))
+        except ParameterException as exc:
+            raise ConfigurationError(f"parameter {spec.name} refused by rclpy: {exc}") from exc
     values = {spec.name: node.get_parameter(spec.name).value for spec in specs}
     values = {k: (list(v) if v is not None and not isinstance(v, (str, bool, int, float)) else v)
               for k, v in values.items()}
