@@ -182,6 +182,17 @@ class Logger:
     def debug(self, msg, **kw):
         self._log("debug", msg)
 
+    def get_effective_level(self):
+        return 20  # rclpy.logging.LoggingSeverity.INFO
+
+
+NAMED_LOGGERS: dict[str, Logger] = {}
+"""rclpy.logging.get_logger(name): loggers that exist without a node, by name."""
+
+
+def get_logger(name):
+    return NAMED_LOGGERS.setdefault(name, Logger())
+
 
 class Node:
     def __init__(self, name, namespace="nora", parameter_overrides=()):
@@ -379,6 +390,7 @@ def install(monkeypatch) -> None:
         return m
 
     spun = []
+    NAMED_LOGGERS.clear()
 
     def spin(node):
         spun.append(node)
@@ -394,6 +406,7 @@ def install(monkeypatch) -> None:
     module("rclpy.exceptions", ParameterException=ParameterException,
            InvalidParameterTypeException=InvalidParameterTypeException,
            InvalidParameterValueException=InvalidParameterValueException)
+    module("rclpy.logging", get_logger=get_logger)
     module("rclpy.executors", ExternalShutdownException=type("ExternalShutdownException", (Exception,), {}))
     module("rclpy.signals", SignalHandlerOptions=types.SimpleNamespace(NO="no", ALL="all"))
     module("rcl_interfaces")

@@ -288,6 +288,33 @@ def test_main_shuts_down_cleanly_on_ctrl_c(ros, tmp_path):
     assert shell.shut and shell.node.destroyed
 
 
+def test_main_routes_the_core_python_logging_to_the_ros_loggers(ros):
+    """Core modules log with Python's logging; under main() their records reach ROS (seen on
+    Jazzy without it: the policy's warnings came out bare on stderr, not in /rosout): while the
+    shell is built under the "nora_ros" logger, then under the node's; and not after main()."""
+    import logging
+
+    from nora_ros.nodes import common
+
+    core = logging.getLogger("nora_ros.policy.nora")
+    made = []
+
+    class Shell:
+        def __init__(self):
+            self.node = _node(ros, "policy_node")
+            core.warning("chunk %d: clipped", 1)
+            made.append(self)
+
+        def shutdown(self):
+            core.error("hold refused")
+            core.debug("below the node's level: dropped")
+
+    assert common.run(Shell) == 0
+    assert ros.NAMED_LOGGERS["nora_ros"].lines == [("warning", "nora_ros.policy.nora: chunk 1: clipped")]
+    assert made[0].node.logger.lines == [("error", "nora_ros.policy.nora: hold refused")]
+    assert not any(isinstance(h, common.RosLogHandler) for h in logging.getLogger("nora_ros").handlers)
+
+
 def test_an_override_rclpy_refuses_at_start_is_a_one_line_configuration_error(ros, capsys):
     """rclpy's declare_parameter raises its own exceptions for an override outside the range or
     of the wrong static type (seen on Jazzy: `ros2 run nora_ros policy_node --ros-args -p

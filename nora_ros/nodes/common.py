@@ -184,6 +184,50 @@ def period(rate_hz: float) -> float:
 # --------------------------------------------------------------------------- main
 
 
+class RosLogHandler(logging.Handler):
+    """Hands the core's Python log records (``nora_ros.*`` loggers) to a ROS logger.
+
+    Without it a node's core warnings (a policy's clipped chunk, a failed inference, a hold the
+    driver refused) reach only stderr through Python's last-resort handler: no severity, no node
+    name, not in /rosout nor the ROS log files, and deaf to ``--log-level`` (seen on Jazzy).
+    """
+
+    def __init__(self, ros_logger):
+        super().__init__()
+        self.ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.name}: {record.getMessage()}"
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            if record.levelno >= logging.ERROR:
+                self.ros_logger.error(text)
+            elif record.levelno >= logging.WARNING:
+                self.ros_logger.warning(text)
+            elif record.levelno >= logging.INFO:
+                self.ros_logger.info(text)
+            else:
+                self.ros_logger.debug(text)
+        except Exception:  # noqa: BLE001 - logging must never take the node down
+            self.handleError(record)
+
+
+def _python_level(ros_logger) -> int:
+    """rcutils severities (DEBUG 10 ... FATAL 50) are Python's levels; UNSET (0) means INFO."""
+    level = int(ros_logger.get_effective_level())
+    return level if level > 0 else logging.INFO
+
+
+def _propagate_core_loggers() -> None:
+    """Let every ``nora_ros.*`` logger hand its records up to the "nora_ros" one. Python's
+    default, except where ``launch`` was imported first (launch_testing's pytest plugin does):
+    its logger class makes every logger created after it with ``propagate = False``."""
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith("nora_ros.") and isinstance(logger, logging.Logger):
+            logger.propagate = True
+
+
 def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int:
     """Create the shell, spin its node, and on Ctrl-C or an external shutdown let the shell
     stop cleanly (``shell.shutdown()``: the arm holds) before the node and context go down.
@@ -193,13 +237,26 @@ def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int
     """
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    from rclpy.logging import get_logger
     from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # The core logs with Python's logging: route it to ROS, first under "nora_ros" (the node
+    # does not exist yet while a policy loads), then under the node's own logger.
+    core_log = logging.getLogger("nora_ros")
+    saved = core_log.level, core_log.propagate
+    handler = RosLogHandler(get_logger("nora_ros"))
+    core_log.addHandler(handler)
+    core_log.propagate = False
+    core_log.setLevel(_python_level(handler.ros_logger))
+    _propagate_core_loggers()
     shell = None
     code = 0
     try:
         shell = make_shell()
+        handler.ros_logger = shell.node.get_logger()
+        core_log.setLevel(_python_level(handler.ros_logger))
+        _propagate_core_loggers()  # the modules the shell imported lazily (the policy's, say)
         rclpy.spin(shell.node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -214,5 +271,8 @@ def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int
             except Exception as exc:  # noqa: BLE001 - shutting down: report and go on releasing
                 print(f"[nora_ros] error while shutting down: {exc}", file=sys.stderr)
             shell.node.destroy_node()
+        core_log.removeHandler(handler)
+        core_log.setLevel(saved[0])
+        core_log.propagate = saved[1]
         rclpy.try_shutdown()
     return code
