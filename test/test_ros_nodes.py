@@ -15,6 +15,21 @@ import pytest
 from conftest import shared_data_path
 
 rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: node tests run on a ROS machine")
+
+
+def _find_installed_messages() -> None:
+    """`python -m pytest` from the repository root (and `colcon test`, which runs there) imports
+    nora_ros from the source tree, which has no generated nora_ros.msg: seen on Jazzy, these
+    tests then skipped as "not built" with the package built and sourced. Let the package also
+    search the installed nora_ros directories on sys.path (the sources still come first)."""
+    import pkgutil
+
+    import nora_ros
+
+    nora_ros.__path__ = pkgutil.extend_path(nora_ros.__path__, nora_ros.__name__)
+
+
+_find_installed_messages()
 nora_msg = pytest.importorskip("nora_ros.msg", reason="nora_ros messages are not built: colcon build and source it")
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
