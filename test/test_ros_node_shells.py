@@ -288,6 +288,42 @@ def test_main_shuts_down_cleanly_on_ctrl_c(ros, tmp_path):
     assert shell.shut and shell.node.destroyed
 
 
+def test_main_shuts_down_cleanly_on_sigterm(ros, monkeypatch, tmp_path):
+    """rclpy's own signal handler (off, so the final hold can still be sent) also handled SIGTERM;
+    seen on Jazzy without it: `kill <node>` ended the process at once, no shutdown. SIGTERM now
+    takes the Ctrl-C path, and main() puts the previous handler back."""
+    import os
+    import signal
+    import sys
+
+    from nora_ros.nodes import supervisor_node
+
+    def spin(node):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5.0)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not stop the spin")
+
+    monkeypatch.setattr(sys.modules["rclpy"], "spin", spin)
+    created = []
+
+    class Recording(supervisor_node.SupervisorNode):
+        def __init__(self):
+            super().__init__(_node(ros, "supervisor_node", results_file=str(tmp_path / "r.jsonl")))
+            created.append(self)
+
+        def shutdown(self):
+            self.shut = True
+            super().shutdown()
+
+    before = signal.getsignal(signal.SIGTERM)
+    started = time.monotonic()
+    assert supervisor_node.common.run(Recording) == 0
+    assert time.monotonic() - started < 4.0
+    (shell,) = created
+    assert shell.shut and shell.node.destroyed
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_main_routes_the_core_python_logging_to_the_ros_loggers(ros):
     """Core modules log with Python's logging; under main() their records reach ROS (seen on
     Jazzy without it: the policy's warnings came out bare on stderr, not in /rosout): while the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -228,12 +229,27 @@ def _propagate_core_loggers() -> None:
             logger.propagate = True
 
 
+def _sigterm_as_ctrl_c():
+    """Make SIGTERM raise KeyboardInterrupt in the main thread; the previous handler (None where
+    signals cannot be set: not the main thread)."""
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:
+        return None
+
+
 def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int:
     """Create the shell, spin its node, and on Ctrl-C or an external shutdown let the shell
     stop cleanly (``shell.shutdown()``: the arm holds) before the node and context go down.
 
     rclpy's own signal handler is off so that Ctrl-C reaches us while the context still
-    works and the final hold can still be sent.
+    works and the final hold can still be sent. That handler also caught SIGTERM (what launch
+    sends when SIGINT was not enough, and systemd, docker stop or kill send): without it the
+    process died on the spot, no hold; SIGTERM now takes the Ctrl-C path.
     """
     import rclpy
     from rclpy.executors import ExternalShutdownException
@@ -241,6 +257,7 @@ def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int
     from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous_sigterm = _sigterm_as_ctrl_c()
     # The core logs with Python's logging: route it to ROS, first under "nora_ros" (the node
     # does not exist yet while a policy loads), then under the node's own logger.
     core_log = logging.getLogger("nora_ros")
@@ -275,4 +292,6 @@ def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int
         core_log.setLevel(saved[0])
         core_log.propagate = saved[1]
         rclpy.try_shutdown()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return code
