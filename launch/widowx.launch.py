@@ -77,7 +77,8 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "image_topic", default_value="camera/image_raw",
             description="Image topic the policy reads (relative names are under the namespace); "
-                        "point it at another driver's topic when camera:=false."),
+                        "point it at another driver's topic when camera:=false. With the policy's "
+                        "compressed_image, it reads <image_topic>/compressed (image_transport's name)."),
         DeclareLaunchArgument(
             "model", default_value="declare-lab/nora",
             description="Policy checkpoint: a local folder or hub ID (declare-lab/nora, declare-lab/nora-long, "
@@ -128,7 +129,9 @@ def generate_launch_description():
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
             condition=IfCondition(policy),
             parameters=[params_file, {"model": ParameterValue(model, value_type=str)}],
-            remappings=[("camera/image_raw", image_topic)],
+            # A remap matches one whole name: the compressed topic needs its own.
+            remappings=[("camera/image_raw", image_topic),
+                        ("camera/image_raw/compressed", [image_topic, "/compressed"])],
             ros_arguments=ros_args,
         ),
         Node(
