@@ -286,7 +286,7 @@ def build_mjcf(config: SceneConfig | None = None) -> str:
     <body name="carrot">
       <freejoint name="carrot"/>
       <geom name="carrot" type="capsule" fromto="{-CARROT_HALF_LENGTH} 0 0 {CARROT_HALF_LENGTH} 0 0" size="{CARROT_RADIUS}"
-            {WORLD_GEOM} condim="4" friction="{config.object_friction} 0.02 0.0001" solref="0.005 1" mass="0.04" rgba="{_rgba("carrot")}"/>
+            {WORLD_GEOM} condim="6" friction="{config.object_friction} 0.02 0.001" solref="0.005 1" mass="0.04" rgba="{_rgba("carrot")}"/>
       <geom type="capsule" fromto="{-CARROT_HALF_LENGTH - 0.01} 0 0 {-CARROT_HALF_LENGTH - 0.03} 0 0.008" size="0.004"
             contype="0" conaffinity="0" mass="0.001" rgba="{_rgba("carrot_leaf")}"/>
     </body>
