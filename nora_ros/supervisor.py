@@ -294,6 +294,11 @@ class TrialSupervisor:
         return self._trial.steps if self._trial else 0
 
     @property
+    def trial_created(self) -> float | None:
+        """When the current trial was created (its RESETTING began); ``None`` without one."""
+        return self._trial.created if self._trial else None
+
+    @property
     def estopped(self) -> bool:
         return self._estopped
 

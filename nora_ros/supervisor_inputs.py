@@ -7,6 +7,10 @@
   ``at_start`` for the current trial (while RESETTING) starts the policy; the first time each
   limit acts in a trial it is recorded in the trial's result.
 - ``cmd``: each new action (chunk id, index) is one policy step for the step limit.
+- silence: the safety node publishes ``safety/status`` every control tick; when none arrives
+  for ``safety_timeout`` seconds while a trial is resetting or running, the safety node is down
+  (nothing commands or watches the arm) and the trial ends as a fault instead of running on to
+  its time limit.
 
 Rejected inputs return the reason (the node logs it and says it on trial/status); nothing
 moves then. ROS time may jump back (a bag replayed in a loop); the supervisor needs a clock that
@@ -20,10 +24,19 @@ from collections.abc import Sequence
 from nora_ros.errors import NoraError
 from nora_ros.supervisor import TrialState, TrialSupervisor
 
+_ACTIVE = (TrialState.RESETTING, TrialState.RUNNING)
+
 
 class SupervisorInputs:
-    def __init__(self, supervisor: TrialSupervisor):
+    def __init__(self, supervisor: TrialSupervisor, safety_timeout: float = 1.0):
+        """``safety_timeout``: seconds of ``safety/status`` silence that fault an active trial (0: never)."""
+        if not (safety_timeout >= 0.0):
+            from nora_ros.errors import ConfigurationError
+
+            raise ConfigurationError(f"safety_timeout must be >= 0 s (0: never), got {safety_timeout}")
         self.supervisor = supervisor
+        self.safety_timeout = float(safety_timeout)
+        self._last_safety = float("-inf")
         self._now = float("-inf")
         self._last_action: tuple[int, int] | None = None
         self._limits_seen: set[str] = set()
@@ -56,6 +69,7 @@ class SupervisorInputs:
     def safety(self, *, estopped: bool, estop_reason: str, at_start: bool, start_trial_id: int,
                limits: Sequence[tuple[str, str]], now: float) -> None:
         now = self._clock(now)
+        self._last_safety = now
         sup = self.supervisor
         if estopped and not sup.estopped:
             sup.estop(now, estop_reason or "e-stop")
@@ -84,4 +98,19 @@ class SupervisorInputs:
         self.supervisor.abort(reason, self._clock(now))
 
     def tick(self, now: float) -> None:
-        self.supervisor.tick(self._clock(now))
+        now = self._clock(now)
+        self._check_safety_alive(now)
+        self.supervisor.tick(now)
+
+    def _check_safety_alive(self, now: float) -> None:
+        sup = self.supervisor
+        if self.safety_timeout <= 0.0 or sup.state not in _ACTIVE:
+            return
+        created = sup.trial_created
+        # Counted from the trial's start at most: a supervisor may get an instruction before its first status.
+        silent = now - max(self._last_safety, now if created is None else created)
+        if silent > self.safety_timeout:
+            heard = "never heard from it" if self._last_safety == float("-inf") else \
+                f"last safety/status {now - self._last_safety:.1f} s ago"
+            sup.fault(f"safety node silent for {silent:.1f} s ({heard}, limit {self.safety_timeout:g} s): nothing "
+                      "commands or watches the arm", now)

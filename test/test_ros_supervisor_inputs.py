@@ -99,3 +99,38 @@ def test_a_clock_that_jumps_back_does_not_break_the_supervisor(rig):
     _safety(inputs, 5.0, at_start=True, trial=1)  # e.g. a replayed bag started over
     assert sup.state is TrialState.RUNNING
     inputs.tick(6.0)
+
+
+def test_a_silent_safety_node_ends_the_running_trial_as_a_fault(rig):
+    inputs, sup, events, path = rig
+    inputs.instruction("put carrot in pot", 1.0)
+    _safety(inputs, 1.2, at_start=True, trial=1)
+    assert sup.state is TrialState.RUNNING
+    for t in (1.3, 1.6, 1.9, 2.2):  # status every tick: alive, whatever the gaps between ticks
+        _safety(inputs, t)
+        inputs.tick(t + 0.05)
+    inputs.tick(3.2)  # 1.0 s after the last status: still within the limit
+    assert sup.state is TrialState.RUNNING
+    inputs.tick(3.3)
+    assert sup.state is TrialState.ABORTED
+    stored = json.loads(path.read_text().splitlines()[-1])
+    assert stored["score"] == "abort" and "safety node silent for 1.1 s" in stored["reason"] + stored["note"]
+
+
+def test_silence_counts_from_the_trial_start_and_0_disables_the_watch(rig, tmp_path):
+    inputs, sup, events, _ = rig
+    inputs.tick(0.0)
+    inputs.tick(50.0)  # idle: silence does not matter
+    inputs.instruction("put carrot in pot", 100.0)
+    inputs.tick(100.5)
+    assert sup.state is TrialState.RESETTING  # never heard from it, but only 0.5 s into the trial
+    inputs.tick(101.2)
+    assert sup.state is TrialState.ABORTED
+    assert "never heard from it" in events[-1].reason
+    quiet = TrialSupervisor(SupervisorConfig(reset_timeout_s=1000.0), store=ResultsStore(tmp_path / "q.jsonl"))
+    off = SupervisorInputs(quiet, safety_timeout=0.0)
+    off.instruction("put carrot in pot", 1.0)
+    off.tick(500.0)
+    assert quiet.state is TrialState.RESETTING
+    with pytest.raises(Exception, match="safety_timeout must be >= 0"):
+        SupervisorInputs(quiet, safety_timeout=-1.0)

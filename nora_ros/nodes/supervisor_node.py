@@ -37,7 +37,7 @@ class SupervisorNode:
                            config_digest=config_digest(config.to_mapping()))
         self.store = ResultsStore(p["results_file"])
         self.supervisor = TrialSupervisor(config, run_info=run_info, store=self.store)
-        self.inputs = SupervisorInputs(self.supervisor)
+        self.inputs = SupervisorInputs(self.supervisor, safety_timeout=p["safety_timeout_s"])
         common.on_set_parameters(self.node, self.specs, self._apply)
 
         self._msg = {"status": TrialStatus, "result": TrialResult}
