@@ -14,8 +14,6 @@ import time
 import pytest
 from conftest import shared_data_path
 
-rclpy = pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: node tests run on a ROS machine")
-
 
 def _find_installed_messages() -> None:
     """`python -m pytest` from the repository root (and `colcon test`, which runs there) imports
@@ -29,16 +27,26 @@ def _find_installed_messages() -> None:
     nora_ros.__path__ = pkgutil.extend_path(nora_ros.__path__, nora_ros.__name__)
 
 
-_find_installed_messages()
-nora_msg = pytest.importorskip("nora_ros.msg", reason="nora_ros messages are not built: colcon build and source it")
+# Each test skips on its own (not the module at import), so a run without ROS reports how many
+# ROS tests it skipped and why: "SKIPPED [6] ... ROS 2 (rclpy) is not installed".
+try:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
+    _find_installed_messages()
+    try:
+        import nora_ros.msg  # noqa: F401
+        MISSING = ""
+    except ImportError:
+        MISSING = "nora_ros messages are not built: colcon build the package and source install/setup.bash"
+except ImportError:
+    MISSING = "ROS 2 (rclpy) is not installed: these node tests run on a ROS 2 machine (source its setup.bash)"
 
 from nora_ros.nodes import common  # noqa: E402
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.skipif(bool(MISSING), reason=MISSING)]
 
 
 @pytest.fixture
