@@ -219,3 +219,22 @@ def test_infer_cli_reports_a_missing_image_as_an_error(tiny_checkpoint, tmp_path
     rc = main(["infer", "--model", str(tiny_checkpoint), "--image", str(tmp_path / "nope.png"), "--instruction", "x"])
     assert rc == 1
     assert "nope.png does not exist" in capsys.readouterr().err
+
+
+def test_clipping_warnings_are_throttled_with_a_count(policies, caplog):
+    """A model that keeps leaving the training range would warn every chunk: at most one warning
+    per CLIP_LOG_PERIOD, saying how many chunks were clipped in between."""
+    import logging
+
+    from nora_ros.policy import nora
+
+    policy = policies["nora"]
+    report = {"clipped_gripper": {"values": [-0.5], "range": [0.0, 1.0]}}
+    policy._clip_logged_at, policy._clipped_unlogged = -np.inf, 0
+    with caplog.at_level(logging.WARNING, logger=nora.__name__):
+        for k in range(12):  # 12 chunks at 5 Hz in 2.2 s: the first warns, 11 wait
+            policy._log_clipping(report, 100.0 + 0.2 * k)
+        policy._log_clipping(report, 100.0 + nora.CLIP_LOG_PERIOD + 0.1)
+    warnings = [r.getMessage() for r in caplog.records if "clipped to the training range" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "more chunks" not in warnings[0] and "(11 more chunks clipped since the last warning)" in warnings[1]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pathlib
 import re
@@ -50,6 +51,8 @@ from nora_ros.qwen_vocab import (
     action_token,
 )
 
+CLIP_LOG_PERIOD = 5.0
+"""Seconds between two warnings about actions clipped to the training range."""
 log = logging.getLogger(__name__)
 
 VARIANT_HORIZON = {"nora": 1, "nora-long": 5}
@@ -394,6 +397,8 @@ class NoraPolicy(Policy):
         self.processor = FastConstraintProcessor(self.constraint, end_id=IM_END_ID)
         self._head = candidate_head(self.loaded.model, self.processor.candidate_ids)
         self._chunks = 0
+        self._clipped_unlogged = 0
+        self._clip_logged_at = -math.inf
         self._torch = torch
         self._dtype = getattr(torch, self.loaded.dtype)
 
@@ -462,7 +467,7 @@ class NoraPolicy(Policy):
         t4 = time.perf_counter()
         actions, report = finish_actions(normalized, self.loaded.norm_stats)
         if report:
-            log.warning("chunk %d: clipped to the training range: %s", self._chunks, report)
+            self._log_clipping(report, t4)
         t5 = time.perf_counter()
         timings = {
             "preprocess": t1 - t0,
@@ -484,6 +489,18 @@ class NoraPolicy(Policy):
         )
         self._chunks += 1
         return chunk
+
+    def _log_clipping(self, report: dict, now: float) -> None:
+        """Warn about clipped actions at most every :data:`CLIP_LOG_PERIOD` s with a count: a model
+        that keeps leaving the training range would otherwise log every chunk (5 per second).
+        Every chunk still carries its own report in ``metadata``."""
+        self._clipped_unlogged += 1
+        if now - self._clip_logged_at < CLIP_LOG_PERIOD:
+            return
+        more = f" ({self._clipped_unlogged - 1} more chunks clipped since the last warning)" \
+            if self._clipped_unlogged > 1 else ""
+        log.warning("chunk %d: clipped to the training range: %s%s", self._chunks, report, more)
+        self._clip_logged_at, self._clipped_unlogged = now, 0
 
     def decode_tokens(self, generated: list[int]) -> np.ndarray:
         """Generated ids (``... <|im_end|>``) to the normalized ``(T, 7)`` chunk, or PolicyError."""
