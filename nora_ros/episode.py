@@ -36,19 +36,15 @@ def load_episode(path: str | pathlib.Path) -> Episode:
         raise InvalidInputError(f"episode file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
     try:
         data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InvalidInputError(f"episode file {path} is a single .npy array, not an .npz archive of named "
+                                    "arrays ('action', optional 'state')")
+        with data:
+            keys = tuple(data.files)
+            content = {k: data[k] for k in ("action", "state", "language_instruction") if k in keys}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(f"episode file {path} is not a readable .npz archive ({type(exc).__name__}: "
                                 f"{exc or 'empty'})") from exc
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise InvalidInputError(f"episode file {path} is a single .npy array, not an .npz archive of named "
-                                "arrays ('action', optional 'state')")
-    with data:
-        keys = tuple(data.files)
-        try:
-            content = {k: data[k] for k in ("action", "state", "language_instruction") if k in keys}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise InvalidInputError(f"episode file {path} is not a readable .npz archive ({type(exc).__name__}: "
-                                    f"{exc})") from exc
     if "action" not in content:
         raise InvalidInputError(f"{path}: no 'action' array (keys: {list(keys)}); an episode needs 'action' (N, 7)")
     instruction = content.get("language_instruction")

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nora_ros.errors import NoraError
+from nora_ros.errors import ConfigurationError, NoraError
 from nora_ros.supervisor import TrialState, TrialSupervisor
 
-_ACTIVE = (TrialState.RESETTING, TrialState.RUNNING)
+_WATCHED = (TrialState.RESETTING, TrialState.RUNNING)
+"""States in which the arm moves, so a silent safety node ends the trial (AWAITING_SCORE: it holds)."""
 
 
 class SupervisorInputs:
     def __init__(self, supervisor: TrialSupervisor, safety_timeout: float = 1.0):
         """``safety_timeout``: seconds of ``safety/status`` silence that fault an active trial (0: never)."""
         if not (safety_timeout >= 0.0):
-            from nora_ros.errors import ConfigurationError
-
             raise ConfigurationError(f"safety_timeout must be >= 0 s (0: never), got {safety_timeout}")
         self.supervisor = supervisor
         self.safety_timeout = float(safety_timeout)
@@ -104,7 +103,7 @@ class SupervisorInputs:
 
     def _check_safety_alive(self, now: float) -> None:
         sup = self.supervisor
-        if self.safety_timeout <= 0.0 or sup.state not in _ACTIVE:
+        if self.safety_timeout <= 0.0 or sup.state not in _WATCHED:
             return
         created = sup.trial_created
         # Counted from the trial's start at most: a supervisor may get an instruction before its first status.
