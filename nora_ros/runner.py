@@ -1,7 +1,7 @@
 """The closed loop without ROS: camera -> policy -> scheduler -> safety -> arm -> supervisor.
 
 Same timing semantics as the nodes (DESIGN.md section 4): frames arrive at the camera rate,
-inference runs in a worker (:mod:`nora_ros.inference`) that the control tick polls, the tick
+inference runs in a worker (:mod:`nora_ros.policy.worker`) that the control tick polls, the tick
 runs at ``control_rate_hz`` and never waits for inference, and when no valid action is due the
 arm is sent a hold, never a stale action. Every command passes the safety filter
 (:class:`~nora_ros.safety.SafeArm`) on its way to the arm.
@@ -22,10 +22,10 @@ from typing import Protocol
 import numpy as np
 
 from nora_ros.actions import EndEffectorCommand
-from nora_ros.arm import ArmState
-from nora_ros.camera import Frame
-from nora_ros.inference import ThreadedInference, VirtualInference
-from nora_ros.policy_loop import RUNNING, LoopConfig, PolicyLoop, PolicyTick
+from nora_ros.camera.frame import Frame
+from nora_ros.control.policy_loop import RUNNING, LoopConfig, PolicyLoop, PolicyTick
+from nora_ros.policy.worker import ThreadedInference, VirtualInference
+from nora_ros.robot.arm import ArmState
 from nora_ros.safety import SafeArm, SafetyResult
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class TickRecord:
 
 class ControlLoop:
     """One control tick of the whole pipeline: the camera feeds the policy side
-    (:class:`~nora_ros.policy_loop.PolicyLoop`, exactly what the ROS policy node runs) and its
+    (:class:`~nora_ros.control.policy_loop.PolicyLoop`, exactly what the ROS policy node runs) and its
     command goes through :class:`~nora_ros.safety.SafeArm` to the arm.
 
     Not thread-safe: the caller's loop calls :meth:`tick` at a fixed rate with the current time
@@ -175,7 +175,7 @@ def run_sim_trial(world, arm, loop: ControlLoop, supervisor, instruction: str, s
     """
     import time
 
-    from nora_ros.supervisor import TrialState
+    from nora_ros.trials.supervisor import TrialState
 
     t_wall = time.perf_counter()
     world.reset(seed=seed)
@@ -220,7 +220,7 @@ def run_sim_trial(world, arm, loop: ControlLoop, supervisor, instruction: str, s
     for name, count in sorted(log_.limits.items()):
         supervisor.safety_event(f"{name} acted on {count} ticks", now)
     if supervisor.state is TrialState.AWAITING_SCORE:
-        from nora_ros.score import Score
+        from nora_ros.trials.score import Score
 
         outcome = success or world.success()
         supervisor.score(Score.from_success_check(outcome.success, note=f"sim check: {outcome.reason}"), now)
@@ -303,11 +303,11 @@ def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 
     (:class:`nora_ros.bag.record.TrialBags` or ``SessionBag``) becomes the supervisor's recorder
     and status listener; pass its ``on_tick`` to :func:`run_sim_trial`.
     """
-    from nora_ros.results_store import ResultsStore, config_digest
     from nora_ros.safety import SafetyConfig, SafetyFilter
     from nora_ros.sim.arm import MujocoArm
     from nora_ros.sim.world import SimWorld
-    from nora_ros.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
+    from nora_ros.trials.results_store import ResultsStore, config_digest
+    from nora_ros.trials.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
 
     loop_config = loop_config or LoopConfig()
     world = SimWorld(task=task, seed=seed)

@@ -19,7 +19,7 @@ def tiny_checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Pa
     if "tiny" not in _BUILT:
         pytest.importorskip("torch")
         pytest.importorskip("transformers")
-        from nora_ros.policy.tiny import build_tiny_checkpoint
+        from nora_ros.policy.nora.tiny import build_tiny_checkpoint
 
         _BUILT["tiny"] = build_tiny_checkpoint(tmp_path_factory.mktemp("tiny_nora"))
     return _BUILT["tiny"]

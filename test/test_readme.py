@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
-from nora_ros import node_params
+from nora_ros.interface import node_params
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -29,7 +29,7 @@ def test_ci_runs_the_test_command_the_readme_gives():
 
 
 def test_parameter_reference_is_generated_from_the_node_specs():
-    """Regenerate with `python -m nora_ros.node_params --readme README.md` after a parameter changes."""
+    """Regenerate with `python -m nora_ros.interface.node_params --readme README.md` after a parameter changes."""
     assert node_params.update_readme(README) == README
     for node in node_params.NODES:
         for spec in node_params.node_params(node):

@@ -15,12 +15,12 @@ pytest.importorskip("mujoco")
 
 from nora_ros.actions import ActionChunk  # noqa: E402
 from nora_ros.errors import PolicyError  # noqa: E402
-from nora_ros.inference import ThreadedInference  # noqa: E402
 from nora_ros.policy.base import Policy  # noqa: E402
-from nora_ros.results_store import load_results  # noqa: E402
+from nora_ros.policy.worker import ThreadedInference  # noqa: E402
 from nora_ros.runner import LoopConfig, build_sim_stack, executed_path, run_sim_trial  # noqa: E402
 from nora_ros.sim.expert import ScriptedExpertPolicy  # noqa: E402
-from nora_ros.supervisor import TrialState  # noqa: E402
+from nora_ros.trials.results_store import load_results  # noqa: E402
+from nora_ros.trials.supervisor import TrialState  # noqa: E402
 
 INSTRUCTION = "put the carrot in the pot"
 

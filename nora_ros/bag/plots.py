@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 
 from nora_ros.bag.replay import CMD_DIMS, DIMS, ReplayResult
-from nora_ros.plots import _pyplot
+from nora_ros.trials.figures import _pyplot
 
 
 def _trials(ax, result: ReplayResult) -> None:

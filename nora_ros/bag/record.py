@@ -1,11 +1,11 @@
 """Recording the in-process runner as rosbag2, on the topics the nodes use.
 
 :class:`TopicRecorder` turns what the runner sees (:class:`~nora_ros.runner.TickRecord`, the
-supervisor's :class:`~nora_ros.supervisor.TrialStatus` events) into exactly the messages the
-sim, policy, safety and supervisor nodes would publish, converted by :mod:`nora_ros.ros_convert`
+supervisor's :class:`~nora_ros.trials.supervisor.TrialStatus` events) into exactly the messages the
+sim, policy, safety and supervisor nodes would publish, converted by :mod:`nora_ros.interface.ros_convert`
 (the nodes' own conversions), so ``ros2 bag play`` of a simulated run drives the real nodes.
 
-Two recorders plug into the supervisor's :class:`~nora_ros.supervisor.Recorder` hook, both also
+Two recorders plug into the supervisor's :class:`~nora_ros.trials.supervisor.Recorder` hook, both also
 a status listener (:meth:`on_status`) and a tick sink (:meth:`on_tick`):
 
 - :class:`TrialBags`: one bag per trial (``<folder>/trial_0001``...), its path in the trial's
@@ -27,7 +27,7 @@ from nora_ros.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from nora_ros.runner import TickRecord
-    from nora_ros.supervisor import TrialStatus
+    from nora_ros.trials.supervisor import TrialStatus
 
 IMAGE_MODES = ("jpeg", "raw")
 FINGERS = ("left_finger", "right_finger")
@@ -68,7 +68,7 @@ class TopicRecorder:
     """Writes the runner's events to an open :class:`BagWriter` as the nodes' messages."""
 
     def __init__(self, writer: BagWriter, options: RecordOptions):
-        from nora_ros.kinematics import WidowXModel
+        from nora_ros.robot.kinematics import WidowXModel
 
         self.writer = writer
         self.options = options
@@ -78,8 +78,8 @@ class TopicRecorder:
     def status(self, event: TrialStatus) -> None:
         """A supervisor event on ``trial/status``; a new trial's instruction on ``instruction``
         (as the operator sent it), and a finished trial's result on ``trial/result``."""
-        from nora_ros.ros_convert import trial_result_to_msg, trial_status_to_msg
-        from nora_ros.supervisor import TrialState
+        from nora_ros.interface.ros_convert import trial_result_to_msg, trial_status_to_msg
+        from nora_ros.trials.supervisor import TrialState
 
         stamp = max(float(event.stamp), 0.0)
         if event.state is TrialState.RESETTING and event.reason.startswith("new trial"):
@@ -100,8 +100,7 @@ class TopicRecorder:
     def tick(self, rec: TickRecord) -> None:
         """One control tick: camera (with ground truth), joint states, chunk, cmd, cmd_safe,
         safety/status, in the order the nodes publish them, all at the tick's time."""
-        from nora_ros.kinematics import gripper_to_finger
-        from nora_ros.ros_convert import (
+        from nora_ros.interface.ros_convert import (
             camera_info,
             chunk_to_msg,
             command_to_msg,
@@ -111,6 +110,7 @@ class TopicRecorder:
             joint_state_msg,
             safety_status_to_msg,
         )
+        from nora_ros.robot.kinematics import gripper_to_finger
 
         now, w, m, frame_id = rec.now, self.writer, self.m, self.options.frame_id
         frame = rec.frame
@@ -144,7 +144,7 @@ class TopicRecorder:
 
 
 class TrialBags:
-    """One bag per trial in ``folder``; a :class:`~nora_ros.supervisor.Recorder` (see the
+    """One bag per trial in ``folder``; a :class:`~nora_ros.trials.supervisor.Recorder` (see the
     module docstring). Wire it with ``TrialSupervisor(recorder=bags)``,
     ``supervisor.add_listener(bags.on_status)`` and the runner's ``on_tick=bags.on_tick``."""
 
@@ -178,7 +178,7 @@ class TrialBags:
 
     # ------------------------------------------------------------------ runner hooks
     def on_status(self, event: TrialStatus) -> None:
-        from nora_ros.supervisor import TrialState
+        from nora_ros.trials.supervisor import TrialState
 
         if event.state is TrialState.RESETTING:
             self._reset_event = event
@@ -209,7 +209,7 @@ class TrialBags:
 
 
 class SessionBag:
-    """Every trial of a session in one bag at ``path`` (a :class:`~nora_ros.supervisor.Recorder`
+    """Every trial of a session in one bag at ``path`` (a :class:`~nora_ros.trials.supervisor.Recorder`
     whose ``start`` returns the same path for each trial); ticks are recorded while a trial runs."""
 
     def __init__(self, path: str | pathlib.Path, options: RecordOptions | None = None):

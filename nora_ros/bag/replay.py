@@ -7,7 +7,7 @@ For each trial of the bag (:meth:`~nora_ros.bag.run.RecordedRun.trials`), in rec
    (the scripted expert) sees the same sequence; without recorded chunks, every frame;
 2. each replayed chunk is compared with the recorded one (per dimension, the largest
    difference over the actions both hold);
-3. the replayed chunks enter the real :class:`~nora_ros.scheduler.ActionScheduler` when the
+3. the replayed chunks enter the real :class:`~nora_ros.control.scheduler.ActionScheduler` when the
    recorded ones arrived, and the command due at each recorded ``cmd`` tick is compared with
    the recorded command ``[vx, vy, vz, wx, wy, wz, gripper]``;
 4. those commands go through a :class:`~nora_ros.safety.SafetyFilter` fed with the recorded
@@ -179,7 +179,7 @@ def _feed(run: RecordedRun, trial: Trial, policy: Policy, frames: dict, result: 
 def _commands(run: RecordedRun, trial: Trial, arrivals: list[Stamped], execute_steps: int, max_chunk_age: float,
               safety, result: ReplayResult) -> None:
     """Steps 3 and 4: commands at the recorded ticks, then the safety filter on them."""
-    from nora_ros.scheduler import ActionScheduler, SchedulerConfig
+    from nora_ros.control.scheduler import ActionScheduler, SchedulerConfig
 
     ticks = run.within(run.commands, trial)
     if not ticks:

@@ -1,6 +1,6 @@
 """Message types for rosbag2 without ROS: rosbags' typestore plus this package's own messages.
 
-Why a second kind of class: :mod:`nora_ros.ros_convert` builds messages the way rosidl's
+Why a second kind of class: :mod:`nora_ros.interface.ros_convert` builds messages the way rosidl's
 generated classes allow (``msg = cls()`` then field by field), and rosbags' message classes are
 dataclasses whose constructor needs every field. :class:`MessageClasses` makes, from the same
 typestore definitions, plain mutable classes with rosidl's defaults, so the one conversion

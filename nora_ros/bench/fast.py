@@ -49,7 +49,7 @@ def _stat(samples: list[float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nora_ros.fast import FAST_PLUS_VOCAB_SIZE, FastConstraint, FastTokenizer
+    from nora_ros.policy.fast.tokenizer import FAST_PLUS_VOCAB_SIZE, FastConstraint, FastTokenizer
 
     c1, source1 = _chunks(1)
     c5, source5 = _chunks(5)

@@ -95,7 +95,7 @@ def _us(samples: list[float]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from nora_ros.actions import euler_to_matrix
-    from nora_ros.kinematics import ROBOT_MODELS, WidowXModel
+    from nora_ros.robot.kinematics import ROBOT_MODELS, WidowXModel
 
     names = ROBOT_MODELS if args.robot_model == "all" else (args.robot_model,)
     last = float("nan")

@@ -2,7 +2,7 @@
 
 Both paths run on the same model, frame and instruction:
 
-- ours (:class:`nora_ros.policy.nora.NoraPolicy`): numpy lanczos3 resize and patches, prompt ids
+- ours (:class:`nora_ros.policy.nora.policy.NoraPolicy`): numpy lanczos3 resize and patches, prompt ids
   cached per instruction, greedy decoding constrained to a well-formed FAST+ chunk (it stops
   when the chunk is complete), FAST decode, unnormalize;
 - reference style (declare-lab/nora's ``inference.py``): the frame as a PIL image resized to
@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from nora_ros.policy.tiny import SHARED_DATA
+from nora_ros.policy.nora.tiny import SHARED_DATA
 
 STAGES = ("preprocess", "prefill", "decode", "fast_decode", "unnormalize", "total")
 INSTRUCTION = "put the carrot on the plate"
@@ -121,7 +121,7 @@ class ReferenceStyle:
         import torch
 
         from nora_ros.errors import FastDecodeError
-        from nora_ros.qwen_vocab import ACTION_TOKEN_OFFSET, N_ACTION_TOKENS
+        from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, N_ACTION_TOKENS
 
         policy, loaded = self.policy, self.loaded
         t0 = time.perf_counter()
@@ -161,7 +161,7 @@ def _full_size_model(loaded, device: str, dtype: str):
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from nora_ros.qwen_vocab import IM_END_ID, IMAGE_PAD_ID, VISION_END_ID, VISION_START_ID, VOCAB_SIZE
+    from nora_ros.policy.nora.qwen_vocab import IM_END_ID, IMAGE_PAD_ID, VISION_END_ID, VISION_START_ID, VOCAB_SIZE
 
     config = Qwen2_5_VLConfig(
         text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 2048, "intermediate_size": 11008,
@@ -195,16 +195,16 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from nora_ros.camera import Frame
-    from nora_ros.policy.nora import NoraConfig, NoraPolicy, load_nora
-    from nora_ros.policy.tiny import build_tiny_checkpoint
+    from nora_ros.camera.frame import Frame
+    from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy, load_nora
+    from nora_ros.policy.nora.tiny import build_tiny_checkpoint
 
     if args.steps < 50:
         print(f"--steps {args.steps}: at least 50 steps are needed for a p90; using 50")
         args.steps = 50
     if args.threads:
         torch.set_num_threads(args.threads)
-    logging.getLogger("nora_ros.policy.nora").setLevel(logging.ERROR)  # clipping notes of random weights
+    logging.getLogger("nora_ros.policy.nora.policy").setLevel(logging.ERROR)  # clipping notes of random weights
     tmp = None
     model = args.model
     if model is None:

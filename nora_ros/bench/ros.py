@@ -82,14 +82,14 @@ def _us(values: list[float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nora_ros import ros_convert as rc
     from nora_ros.actions import ActionChunk, action_to_command
-    from nora_ros.arm import SimArm
-    from nora_ros.inference import VirtualInference
-    from nora_ros.kinematics import WidowXModel
-    from nora_ros.policy_loop import LoopConfig, PolicyLoop
+    from nora_ros.control.policy_loop import LoopConfig, PolicyLoop
+    from nora_ros.control.safety_loop import SafetyLoop
+    from nora_ros.interface import ros_convert as rc
+    from nora_ros.policy.worker import VirtualInference
+    from nora_ros.robot.arm import SimArm
+    from nora_ros.robot.kinematics import WidowXModel
     from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
-    from nora_ros.safety_loop import SafetyLoop
 
     n = args.repeat
     rng = np.random.default_rng(0)

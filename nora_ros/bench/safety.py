@@ -53,8 +53,8 @@ def _us(samples: list[float]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from nora_ros.actions import action_to_command, bridge_state_to_pose
-    from nora_ros.arm import ArmState
-    from nora_ros.kinematics import WidowXModel
+    from nora_ros.robot.arm import ArmState
+    from nora_ros.robot.kinematics import WidowXModel
     from nora_ros.safety import SafetyConfig, SafetyFilter
 
     model = WidowXModel.from_name(args.robot_model)

@@ -43,10 +43,10 @@ def run_sim_session(args: argparse.Namespace, policy_factory, model_id: str = ""
     import sys
     import time
 
-    from nora_ros import plots
-    from nora_ros.results_store import load_results
-    from nora_ros.results_table import build_table, format_table
     from nora_ros.runner import LoopConfig, build_sim_stack, executed_path, realtime_pacer, run_sim_trial
+    from nora_ros.trials import figures as plots
+    from nora_ros.trials.results_store import load_results
+    from nora_ros.trials.results_table import build_table, format_table
 
     if args.trials < 1:
         print("nora-ros: --trials must be >= 1", file=sys.stderr)

@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nora_ros.results_store import load_results
-    from nora_ros.results_table import build_table, format_table, plot_table, write_csv
+    from nora_ros.trials.results_store import load_results
+    from nora_ros.trials.results_table import build_table, format_table, plot_table, write_csv
 
     sources = [load_results(path) for path in args.files]
     for source in sources:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nora_ros.policy.tiny import build_tiny_checkpoint
+    from nora_ros.policy.nora.tiny import build_tiny_checkpoint
 
     out = build_tiny_checkpoint(args.out_dir, real_vocab=not args.fallback_vocab)
     print(f"tiny NORA checkpoint written to {out}")

@@ -1,6 +1,6 @@
 """camera_node: frames from an OpenCV device, a video file or an image folder on camera/image_raw.
 
-A timer at ``fps`` reads the next frame from the source (:mod:`nora_ros.camera_sources`: a
+A timer at ``fps`` reads the next frame from the source (:mod:`nora_ros.camera.sources`: a
 dropped device is reopened every ``reconnect_interval`` s without blocking the timer) and
 publishes it as bgr8 with a CameraInfo, stamped with the node's clock at capture. Sensor-data
 QoS. /diagnostics reports the rate, drops and reconnects.
@@ -12,9 +12,9 @@ on another computer.
 
 from __future__ import annotations
 
-from nora_ros.camera_sources import open_source
+from nora_ros.camera.sources import open_source
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
-from nora_ros.node_params import CAMERA_PARAMS
+from nora_ros.interface.node_params import CAMERA_PARAMS
 from nora_ros.nodes import common
 
 
@@ -48,7 +48,7 @@ class CameraNode:
             self.source.reconnect_interval = changes["reconnect_interval"]
 
     def _capture(self) -> None:
-        from nora_ros.ros_convert import camera_info, frame_to_compressed, frame_to_image
+        from nora_ros.interface.ros_convert import camera_info, frame_to_compressed, frame_to_image
 
         now = common.now_seconds(self.node)
         frame = self.source.read(now)

@@ -16,7 +16,7 @@ from typing import Any
 
 from nora_ros.diagnostics import DiagnosticReport
 from nora_ros.errors import ConfigurationError, NoraError
-from nora_ros.node_params import ParamSpec, check_values
+from nora_ros.interface.node_params import ParamSpec, check_values
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class DiagnosticsPublisher:
     def _publish(self) -> None:
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-        from nora_ros.ros_convert import diagnostics_to_msg
+        from nora_ros.interface.ros_convert import diagnostics_to_msg
 
         now = now_seconds(self.node)
         try:

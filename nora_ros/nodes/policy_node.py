@@ -1,7 +1,7 @@
 """policy_node: camera frames + trial status in, end-effector commands out.
 
 Callbacks only store the latest image and trial status; a control timer at
-``control_rate_hz`` runs :class:`nora_ros.policy_loop.PolicyLoop` (inference in a worker
+``control_rate_hz`` runs :class:`nora_ros.control.policy_loop.PolicyLoop` (inference in a worker
 thread that the timer polls, never waits for) and publishes ``cmd`` while the trial is
 RUNNING, zero velocity when no valid action is due. Each new chunk goes out on
 ``action_chunk``; a policy that fails ``max_policy_failures`` times in a row ends the trial
@@ -26,10 +26,10 @@ class PolicyNode:
         from rclpy.node import Node
         from std_msgs.msg import String
 
-        from nora_ros.inference import ThreadedInference
+        from nora_ros.control.policy_loop import LoopConfig, PolicyLoop, policy_from_params
+        from nora_ros.interface.node_params import policy_params, values_for
         from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
-        from nora_ros.node_params import policy_params, values_for
-        from nora_ros.policy_loop import LoopConfig, PolicyLoop, policy_from_params
+        from nora_ros.policy.worker import ThreadedInference
 
         self.node = node or Node("policy_node")
         self.specs = policy_params()
@@ -76,12 +76,12 @@ class PolicyNode:
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, msg) -> None:
-        from nora_ros.ros_convert import image_to_frame
+        from nora_ros.interface.ros_convert import image_to_frame
 
         self._store(image_to_frame, msg)
 
     def _on_compressed(self, msg) -> None:
-        from nora_ros.ros_convert import compressed_to_frame
+        from nora_ros.interface.ros_convert import compressed_to_frame
 
         self._store(compressed_to_frame, msg)
 
@@ -101,7 +101,7 @@ class PolicyNode:
         self.loop.on_frame(frame)
 
     def _on_truth(self, msg) -> None:
-        from nora_ros.ros_convert import ground_truth_from_json
+        from nora_ros.interface.ros_convert import ground_truth_from_json
 
         try:
             _, self._truth = ground_truth_from_json(msg.data)
@@ -109,7 +109,7 @@ class PolicyNode:
             self.node.get_logger().error(str(exc), throttle_duration_sec=5.0)
 
     def _on_trial(self, msg) -> None:
-        from nora_ros.ros_convert import trial_state_name
+        from nora_ros.interface.ros_convert import trial_state_name
 
         try:
             state = trial_state_name(msg)
@@ -120,7 +120,7 @@ class PolicyNode:
 
     # ------------------------------------------------------------------ the control timer
     def _tick(self) -> None:
-        from nora_ros.ros_convert import chunk_to_msg, command_to_msg
+        from nora_ros.interface.ros_convert import chunk_to_msg, command_to_msg
 
         now = common.now_seconds(self.node)
         try:
@@ -141,8 +141,8 @@ class PolicyNode:
             self.cmd_pub.publish(command_to_msg(out.command, self._msg["cmd"], frame_id))
 
     def _apply(self, changes: dict) -> None:
-        from nora_ros.policy_loop import LoopConfig
-        from nora_ros.scheduler import ActionScheduler
+        from nora_ros.control.policy_loop import LoopConfig
+        from nora_ros.control.scheduler import ActionScheduler
 
         fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
         if fields:

@@ -1,7 +1,7 @@
 """safety_node: the only node that commands the arm.
 
 Callbacks store the latest ``cmd`` and trial status; a timer at ``safety.tick_period`` runs
-:class:`nora_ros.safety_loop.SafetyLoop` (the safety filter, start-pose moves, dry run) and
+:class:`nora_ros.control.safety_loop.SafetyLoop` (the safety filter, start-pose moves, dry run) and
 publishes what was actually sent (``cmd_safe``) and why (``safety/status``: every limit that
 acted, e-stop, actuation, ``at_start`` for the supervisor). The arm is the Interbotix xs driver
 (``arm_backend: interbotix``), a topic pair such as the sim node's (``topic``), or an
@@ -23,7 +23,7 @@ from nora_ros.nodes import common
 def make_arm(node, backend: str, model, params: dict, clock):
     """The arm the parameters name (see the module docstring); nothing moves here."""
     if backend == "interbotix":
-        from nora_ros.arm import InterbotixArm, InterbotixArmConfig
+        from nora_ros.robot.arm import InterbotixArm, InterbotixArmConfig
 
         arm = InterbotixArm(node, InterbotixArmConfig(robot_model=params["robot_model"],
                                                       robot_name=params["robot_name"]), clock=clock)
@@ -38,7 +38,7 @@ def make_arm(node, backend: str, model, params: dict, clock):
                         joint_command_topic=params["joint_command_topic"],
                         gripper_command_topic=params["gripper_command_topic"], clock=clock,
                         read_only=params["dry_run"], qos=common.qos(common.COMMAND))
-    from nora_ros.arm import SimArm
+    from nora_ros.robot.arm import SimArm
 
     class _NodeClock:
         def now(self) -> float:
@@ -56,11 +56,11 @@ class SafetyNode:
         from std_msgs.msg import String
         from std_srvs.srv import SetBool, Trigger
 
-        from nora_ros.kinematics import WidowXModel
+        from nora_ros.control.safety_loop import SafetyLoop
+        from nora_ros.interface.node_params import safety_params, values_for
         from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialStatus
-        from nora_ros.node_params import safety_params, values_for
+        from nora_ros.robot.kinematics import WidowXModel
         from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
-        from nora_ros.safety_loop import SafetyLoop
 
         self.node = node or Node("safety_node")
         self.specs = safety_params()
@@ -98,13 +98,13 @@ class SafetyNode:
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_cmd(self, msg) -> None:
-        from nora_ros.ros_convert import command_from_msg
+        from nora_ros.interface.ros_convert import command_from_msg
 
         self.commands.tick(common.now_seconds(self.node))
         self.loop.on_command(command_from_msg(msg))
 
     def _on_trial(self, msg) -> None:
-        from nora_ros.ros_convert import trial_state_name
+        from nora_ros.interface.ros_convert import trial_state_name
 
         try:
             state = trial_state_name(msg)
@@ -150,7 +150,7 @@ class SafetyNode:
 
     # ------------------------------------------------------------------ the control timer
     def _tick(self) -> None:
-        from nora_ros.ros_convert import command_to_msg, safety_status_to_msg
+        from nora_ros.interface.ros_convert import command_to_msg, safety_status_to_msg
 
         now = common.now_seconds(self.node)
         self.ticks.tick(now)

@@ -22,7 +22,7 @@ import time
 
 from nora_ros.diagnostics import DiagnosticReport, LatencyMeter, Level, RateMeter
 from nora_ros.errors import InvalidInputError, NoraError
-from nora_ros.node_params import SIM_PARAMS
+from nora_ros.interface.node_params import SIM_PARAMS
 from nora_ros.nodes import common
 
 FINGERS = ("left_finger", "right_finger")
@@ -76,7 +76,7 @@ class SimNode:
 
     # ------------------------------------------------------------------ commands in
     def _on_joints(self, msg) -> None:
-        from nora_ros.ros_convert import trajectory_target
+        from nora_ros.interface.ros_convert import trajectory_target
 
         try:
             names, positions, duration = trajectory_target(msg)
@@ -97,7 +97,7 @@ class SimNode:
             self.last_rejection = str(exc)
 
     def _on_trial(self, msg) -> None:
-        from nora_ros.ros_convert import trial_state_name
+        from nora_ros.interface.ros_convert import trial_state_name
 
         state, trial_id = trial_state_name(msg), int(msg.trial_id)
         if state == "RESETTING" and (trial_id != self.trial_id or self.trial_state != "RESETTING"):
@@ -129,7 +129,7 @@ class SimNode:
             self._auto_score()  # ends the trial as soon as the task succeeds
 
     def _camera(self) -> None:
-        from nora_ros.ros_convert import array_to_image, camera_info, ground_truth_to_json
+        from nora_ros.interface.ros_convert import array_to_image, camera_info, ground_truth_to_json
 
         now = common.now_seconds(self.node)
         t0 = time.perf_counter()
@@ -147,7 +147,7 @@ class SimNode:
         self.info_pub.publish(camera_info(self._msg["CameraInfo"], image.shape[0], image.shape[1], now, frame_id))
 
     def _joint_states(self) -> None:
-        from nora_ros.ros_convert import joint_state_msg
+        from nora_ros.interface.ros_convert import joint_state_msg
 
         fingers = self.world.finger_positions()
         positions = list(self.world.arm_joints()) + [float(fingers[0]), float(fingers[-1])]

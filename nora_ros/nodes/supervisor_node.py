@@ -1,7 +1,7 @@
 """supervisor_node: instructions and scores in, trial status and results out.
 
-Wraps :class:`nora_ros.supervisor.TrialSupervisor` (the trial state machine and the JSONL
-results file) through :class:`nora_ros.supervisor_inputs.SupervisorInputs`. Every status
+Wraps :class:`nora_ros.trials.supervisor.TrialSupervisor` (the trial state machine and the JSONL
+results file) through :class:`nora_ros.trials.inputs.SupervisorInputs`. Every status
 event goes out on ``trial/status`` (latched: a late node gets the current state) with the
 start pose; every finished trial on ``trial/result`` after it was written to the results file.
 A rejected instruction or score is logged and said on ``trial/status`` (the reason field).
@@ -22,11 +22,11 @@ class SupervisorNode:
         from rclpy.node import Node
         from std_msgs.msg import String
 
+        from nora_ros.interface.node_params import supervisor_params, values_for
         from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialResult, TrialStatus
-        from nora_ros.node_params import supervisor_params, values_for
-        from nora_ros.results_store import ResultsStore, config_digest
-        from nora_ros.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
-        from nora_ros.supervisor_inputs import SupervisorInputs
+        from nora_ros.trials.inputs import SupervisorInputs
+        from nora_ros.trials.results_store import ResultsStore, config_digest
+        from nora_ros.trials.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
 
         self.node = node or Node("supervisor_node")
         self.specs = supervisor_params()
@@ -105,7 +105,7 @@ class SupervisorNode:
 
     # ------------------------------------------------------------------ outputs
     def _publish_status(self, now: float, reason: str) -> None:
-        from nora_ros.ros_convert import trial_status_to_msg
+        from nora_ros.interface.ros_convert import trial_status_to_msg
 
         sup = self.supervisor
         self.status_pub.publish(trial_status_to_msg(
@@ -113,7 +113,7 @@ class SupervisorNode:
             state_name=sup.state.value, reason=reason, steps=sup.steps, start_pose=sup.config.start_pose))
 
     def _publish_event(self, event) -> None:
-        from nora_ros.ros_convert import trial_result_to_msg, trial_status_to_msg
+        from nora_ros.interface.ros_convert import trial_result_to_msg, trial_status_to_msg
 
         self.status_pub.publish(trial_status_to_msg(
             self._msg["status"], stamp=max(event.stamp, 0.0), trial_id=event.trial_id, instruction=event.instruction,

@@ -1,4 +1,4 @@
-"""TopicArm: an :class:`~nora_ros.arm.Arm` behind standard ROS topics (the sim node, a replay).
+"""TopicArm: an :class:`~nora_ros.robot.arm.Arm` behind standard ROS topics (the sim node, a replay).
 
 Joint targets go out as ``trajectory_msgs/JointTrajectory`` (one point, reached
 ``time_from_start`` after the stamp), the gripper as ``std_msgs/Float64`` (1 open, 0 closed);
@@ -6,7 +6,7 @@ the arm's ``sensor_msgs/JointState`` comes in (joints by name, fingers as ``left
 metres, as the xs driver publishes them). ``read_only`` arms only observe: every command is
 dropped, so a dry run or a bag replay can never move anything.
 
-Like :class:`~nora_ros.arm.InterbotixArm` it lives on a node it is given and starts no thread;
+Like :class:`~nora_ros.robot.arm.InterbotixArm` it lives on a node it is given and starts no thread;
 the message classes are imported lazily (or passed in, for tests without ROS).
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from nora_ros.arm import Arm, ArmState, _check_gripper, _check_joint_target
 from nora_ros.errors import ArmError, NoraError
-from nora_ros.kinematics import WidowXModel, finger_to_gripper
+from nora_ros.robot.arm import Arm, ArmState, _check_gripper, _check_joint_target
+from nora_ros.robot.kinematics import WidowXModel, finger_to_gripper
 
 
 def topic_messages() -> SimpleNamespace:
@@ -59,7 +59,7 @@ class TopicArm(Arm):
         self.joint_states_topic = joint_states_topic
 
     def _on_joint_states(self, msg: Any) -> None:
-        from nora_ros.ros_convert import joint_positions, stamp_to_seconds
+        from nora_ros.interface.ros_convert import joint_positions, stamp_to_seconds
 
         try:
             q = joint_positions(msg, self.kinematics.joint_names)
@@ -91,7 +91,7 @@ class TopicArm(Arm):
         q = _check_joint_target(self.kinematics, joints, duration)
         if self.read_only:
             return
-        from nora_ros.ros_convert import joint_trajectory_msg
+        from nora_ros.interface.ros_convert import joint_trajectory_msg
 
         now = self._clock()
         self._joint_pub.publish(joint_trajectory_msg(self._msgs.JointTrajectory, self._msgs.JointTrajectoryPoint,

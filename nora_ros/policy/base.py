@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 
 from nora_ros.actions import ActionChunk
-from nora_ros.camera import Frame
+from nora_ros.camera.frame import Frame
 
 
 class Policy(abc.ABC):

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from nora_ros.actions import ACTION_DIM, BRIDGE_STEP_PERIOD, GRIPPER_DIM, ActionChunk
-from nora_ros.camera import Frame
+from nora_ros.camera.frame import Frame
 from nora_ros.errors import ConfigurationError, InvalidInputError, PolicyError
 from nora_ros.policy.base import Policy
 

@@ -3,7 +3,7 @@
 - :class:`SafetyConfig`: every limit, documented with its unit;
 - :class:`SafetyFilter`: pure, one :meth:`~SafetyFilter.step` per control tick;
 - :class:`SafetyResult` / :class:`SafetyStatus` / :class:`Limit`: what it decided and why;
-- :func:`apply` / :class:`SafeArm`: the one path from a decision to an :class:`~nora_ros.arm.Arm`.
+- :func:`apply` / :class:`SafeArm`: the one path from a decision to an :class:`~nora_ros.robot.arm.Arm`.
 """
 
 from nora_ros.safety.actuation import SafeArm, apply

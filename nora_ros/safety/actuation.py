@@ -8,7 +8,7 @@ runner, the replay command and the ROS safety node all call it (directly or thro
 from __future__ import annotations
 
 from nora_ros.actions import EndEffectorCommand
-from nora_ros.arm import Arm
+from nora_ros.robot.arm import Arm
 from nora_ros.safety.filter import SafetyFilter
 from nora_ros.safety.status import SafetyResult
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from nora_ros.actions import EndEffectorCommand
-from nora_ros.kinematics import WidowXModel
+from nora_ros.robot.kinematics import WidowXModel
 from nora_ros.safety.config import SafetyConfig
 from nora_ros.safety.status import Limit
 

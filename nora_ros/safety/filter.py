@@ -36,7 +36,7 @@ import numpy as np
 
 from nora_ros.actions import EndEffectorCommand
 from nora_ros.errors import InvalidInputError
-from nora_ros.kinematics import WidowXModel, rotation_log
+from nora_ros.robot.kinematics import WidowXModel, rotation_log
 from nora_ros.safety.checks import check_command, check_state
 from nora_ros.safety.config import SafetyConfig
 from nora_ros.safety.geometry import (

@@ -3,7 +3,7 @@
 scipy's ``Rotation`` is the reference (and what :mod:`nora_ros.actions` uses), but the filter
 must decide a tick in well under 200 us on a loaded 2-core machine, where one numpy call on a
 3-vector costs as much as twenty float operations. So vectors here are tuples of floats and
-rotations 3x3 tuples of rows; ``test/test_safety_geometry.py`` checks them against scipy.
+rotations 3x3 tuples of rows; ``test/safety/test_geometry.py`` checks them against scipy.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Anyone without a robot, GPU or ROS runs the same components closed-loop here (is
 - :mod:`nora_ros.sim.tasks` places the objects from a seed and scores trials from the physics;
 - :mod:`nora_ros.sim.world` owns ``MjModel``/``MjData``: reset, deterministic stepping in sim
   time, the Bridge-like camera rendered on the CPU, ground truth for scripted policies;
-- :mod:`nora_ros.sim.arm` is :class:`~nora_ros.arm.Arm` backed by the world's position servos;
+- :mod:`nora_ros.sim.arm` is :class:`~nora_ros.robot.arm.Arm` backed by the world's position servos;
 - :mod:`nora_ros.sim.expert` is a scripted expert policy that reads the ground truth;
 - :mod:`nora_ros.sim.rollout` drives arm and policy step by step with Bridge semantics.
 

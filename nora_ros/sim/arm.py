@@ -1,4 +1,4 @@
-"""MujocoArm: the :class:`~nora_ros.arm.Arm` interface backed by the simulated WidowX.
+"""MujocoArm: the :class:`~nora_ros.robot.arm.Arm` interface backed by the simulated WidowX.
 
 It behaves like the xs driver in time-based profile mode: a joint target is reached over the
 commanded ``duration`` along a trapezoidal velocity profile (``accel_time`` to speed up and to
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nora_ros.arm import Arm, ArmState
 from nora_ros.errors import ArmError, ConfigurationError, InvalidInputError
-from nora_ros.kinematics import gripper_to_finger
+from nora_ros.robot.arm import Arm, ArmState
+from nora_ros.robot.kinematics import gripper_to_finger
 from nora_ros.sim.world import SimWorld
 
 
@@ -48,7 +48,7 @@ class MujocoArmConfig:
 
 
 class MujocoArm(Arm):
-    """The simulated WidowX behind the robot's :class:`~nora_ros.arm.Arm` interface."""
+    """The simulated WidowX behind the robot's :class:`~nora_ros.robot.arm.Arm` interface."""
 
     def __init__(self, world: SimWorld, config: MujocoArmConfig | None = None):
         self.world = world

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from nora_ros.actions import DOWN, ActionChunk
-from nora_ros.camera import Frame
+from nora_ros.camera.frame import Frame
 from nora_ros.errors import ConfigurationError, PolicyError
 from nora_ros.policy.base import Policy
 from nora_ros.sim import scene

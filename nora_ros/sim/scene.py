@@ -3,7 +3,7 @@
 The arm is built from the product-of-exponentials description, not from a mesh URDF: every
 screw axis ``(omega; v)`` gives a joint axis through the point ``omega x v``, the home pose
 has identity rotation, so each body is a plain offset and MuJoCo's forward kinematics equals
-``FKinSpace(M, Slist, q)`` by construction (a test checks it against nora_ros.kinematics).
+``FKinSpace(M, Slist, q)`` by construction (a test checks it against nora_ros.robot.kinematics).
 Geometry is primitive (capsules, boxes): what matters for the policy is where things are and
 that the gripper really grasps, not the looks.
 
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nora_ros.errors import ConfigurationError
-from nora_ros.kinematics import FINGER_LOWER, FINGER_UPPER, ROBOT_MODELS, WidowXModel
+from nora_ros.robot.kinematics import FINGER_LOWER, FINGER_UPPER, ROBOT_MODELS, WidowXModel
 
 # ----------------------------------------------------------------------------- arm facts
 # Screw axes, home pose, joint limits, finger travel and the velocity limit come from
-# nora_ros.kinematics, the one place those facts live (DESIGN.md 6).
+# nora_ros.robot.kinematics, the one place those facts live (DESIGN.md 6).
 
 FINGER_JOINTS = ("left_finger", "right_finger")
 FINGER_RANGE = (FINGER_LOWER, FINGER_UPPER)

@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
 from nora_ros.actions import bridge_state_to_pose  # noqa: E402
-from nora_ros.camera import Frame  # noqa: E402
+from nora_ros.camera.frame import Frame  # noqa: E402
 from nora_ros.errors import ArmError, ConfigurationError, InvalidInputError  # noqa: E402
-from nora_ros.kinematics import WidowXModel  # noqa: E402
+from nora_ros.robot.kinematics import WidowXModel  # noqa: E402
 from nora_ros.sim import scene  # noqa: E402
 from nora_ros.sim.tasks import DEFAULT_TASK, Outcome, Placement, Task, get_task, sample_layout  # noqa: E402
 
@@ -62,7 +62,7 @@ class SimWorld:
 
     ``task`` names an entry of :data:`nora_ros.sim.tasks.TASKS`. The arm starts at
     :data:`START_STATE` with the gripper open and the objects placed at random from the seed.
-    ``kinematics`` is the arm's :class:`~nora_ros.kinematics.WidowXModel` (limits, FK, IK).
+    ``kinematics`` is the arm's :class:`~nora_ros.robot.kinematics.WidowXModel` (limits, FK, IK).
     """
 
     def __init__(self, task: str | Task = DEFAULT_TASK, config: scene.SceneConfig | None = None, seed: int = 0):

@@ -1,0 +1,115 @@
+"""What the supervisor node hears, turned into :class:`~nora_ros.trials.supervisor.TrialSupervisor` calls
+(no ROS here).
+
+- ``instruction`` text starts (or queues) a trial; ``trial/score`` text judges it; a component's
+  ``trial/fault`` text ends it as a fault.
+- ``safety/status``: a latched e-stop aborts the trial and blocks new ones until it is reset;
+  ``at_start`` for the current trial (while RESETTING) starts the policy; the first time each
+  limit acts in a trial it is recorded in the trial's result.
+- ``cmd``: each new action (chunk id, index) is one policy step for the step limit.
+- silence: the safety node publishes ``safety/status`` every control tick; when none arrives
+  for ``safety_timeout`` seconds while a trial is resetting or running, the safety node is down
+  (nothing commands or watches the arm) and the trial ends as a fault instead of running on to
+  its time limit.
+
+Rejected inputs return the reason (the node logs it and says it on trial/status); nothing
+moves then. ROS time may jump back (a bag replayed in a loop); the supervisor needs a clock that
+does not, so times are clamped to the latest seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nora_ros.errors import ConfigurationError, NoraError
+from nora_ros.trials.supervisor import TrialState, TrialSupervisor
+
+_WATCHED = (TrialState.RESETTING, TrialState.RUNNING)
+"""States in which the arm moves, so a silent safety node ends the trial (AWAITING_SCORE: it holds)."""
+
+
+class SupervisorInputs:
+    def __init__(self, supervisor: TrialSupervisor, safety_timeout: float = 1.0):
+        """``safety_timeout``: seconds of ``safety/status`` silence that fault an active trial (0: never)."""
+        if not (safety_timeout >= 0.0):
+            raise ConfigurationError(f"safety_timeout must be >= 0 s (0: never), got {safety_timeout}")
+        self.supervisor = supervisor
+        self.safety_timeout = float(safety_timeout)
+        self._last_safety = float("-inf")
+        self._now = float("-inf")
+        self._last_action: tuple[int, int] | None = None
+        self._limits_seen: set[str] = set()
+        self._limits_trial = 0
+
+    def _clock(self, now: float) -> float:
+        self._now = max(self._now, float(now))
+        return self._now
+
+    def instruction(self, text: str, now: float) -> str:
+        try:
+            self.supervisor.submit_instruction(text, self._clock(now))
+        except NoraError as exc:
+            return f"instruction rejected: {exc}"
+        return ""
+
+    def score(self, text: str, now: float) -> str:
+        try:
+            self.supervisor.score(text, self._clock(now))
+        except NoraError as exc:
+            return f"score rejected: {exc}"
+        return ""
+
+    def fault(self, text: str, now: float) -> str:
+        if self.supervisor.state not in (TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE):
+            return f"fault reported with no trial active: {text}"
+        self.supervisor.fault(text or "a component reported a fault", self._clock(now))
+        return ""
+
+    def safety(self, *, estopped: bool, estop_reason: str, at_start: bool, start_trial_id: int,
+               limits: Sequence[tuple[str, str]], now: float) -> None:
+        now = self._clock(now)
+        self._last_safety = now
+        sup = self.supervisor
+        if estopped and not sup.estopped:
+            sup.estop(now, estop_reason or "e-stop")
+        elif not estopped and sup.estopped:
+            sup.release_estop(now)
+        if at_start and sup.state is TrialState.RESETTING and start_trial_id == sup.trial_id:
+            sup.arm_at_start(now)
+        if sup.state is TrialState.RUNNING and limits:
+            if self._limits_trial != sup.trial_id:
+                self._limits_trial, self._limits_seen = sup.trial_id, set()
+            for name, detail in limits:
+                if name not in self._limits_seen:
+                    self._limits_seen.add(name)
+                    sup.safety_event(f"{name}: {detail}", now)
+
+    def command(self, chunk_id: int, index: int, now: float) -> None:
+        """A command from the policy; a new (chunk, index) pair while RUNNING is one step."""
+        key = (int(chunk_id), int(index))
+        if chunk_id == 0 or key == self._last_action:
+            return  # holds carry chunk id 0
+        self._last_action = key
+        if self.supervisor.state is TrialState.RUNNING:
+            self.supervisor.step(self._clock(now))
+
+    def abort(self, reason: str, now: float) -> None:
+        self.supervisor.abort(reason, self._clock(now))
+
+    def tick(self, now: float) -> None:
+        now = self._clock(now)
+        self._check_safety_alive(now)
+        self.supervisor.tick(now)
+
+    def _check_safety_alive(self, now: float) -> None:
+        sup = self.supervisor
+        if self.safety_timeout <= 0.0 or sup.state not in _WATCHED:
+            return
+        created = sup.trial_created
+        # Counted from the trial's start at most: a supervisor may get an instruction before its first status.
+        silent = now - max(self._last_safety, now if created is None else created)
+        if silent > self.safety_timeout:
+            heard = "never heard from it" if self._last_safety == float("-inf") else \
+                f"last safety/status {now - self._last_safety:.1f} s ago"
+            sup.fault(f"safety node silent for {silent:.1f} s ({heard}, limit {self.safety_timeout:g} s): nothing "
+                      "commands or watches the arm", now)
