@@ -25,8 +25,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def _needs_policy_backend():
     """The policy node's parameters take NoraConfig's defaults (one place); skip clearly while
-    nora_ros/policy/nora/policy.py is not in this checkout."""
-    pytest.importorskip("nora_ros.policy.nora.policy", reason="nora_ros/policy/nora/policy.py (NoraConfig, the policy node's "
+    nora_ros/policy/nora/config.py is not in this checkout."""
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (NoraConfig, the policy node's "
                         "parameter defaults) is not in this checkout")
 
 

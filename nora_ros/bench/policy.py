@@ -196,7 +196,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from nora_ros.camera.frame import Frame
-    from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy, load_nora
+    from nora_ros.policy.nora.checkpoint import load_nora
+    from nora_ros.policy.nora.config import NoraConfig
+    from nora_ros.policy.nora.policy import NoraPolicy
     from nora_ros.policy.nora.tiny import build_tiny_checkpoint
 
     if args.steps < 50:

@@ -4,7 +4,7 @@ Loads the checkpoint (a folder or hub ID; ``nora-ros tiny-model`` writes a small
 step on ``--image`` under ``--instruction`` and prints the ``T x 7`` actions
 ``[dx, dy, dz, droll, dpitch, dyaw, gripper]`` with per-stage timings; ``--json`` prints one
 JSON object instead (actions, step_period, model, timings, token_ids, metadata).
-Unset options take :class:`nora_ros.policy.nora.policy.NoraConfig`'s defaults.
+Unset options take :class:`nora_ros.policy.nora.config.NoraConfig`'s defaults.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from nora_ros.camera.frame import Frame
-    from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy
+    from nora_ros.policy.nora.config import NoraConfig
+    from nora_ros.policy.nora.policy import NoraPolicy
 
     kwargs = {dest: getattr(args, dest) for _, dest, _, _ in OPTIONS if getattr(args, dest) is not None}
     if args.keep_case:

@@ -67,7 +67,8 @@ def make_policies(args: argparse.Namespace, recording):
         if not args.model:
             raise ConfigurationError("--policy nora needs --model PATH_OR_ID (declare-lab/nora, or a folder written by "
                                      "`nora-ros tiny-model`)")
-        from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy
+        from nora_ros.policy.nora.config import NoraConfig
+        from nora_ros.policy.nora.policy import NoraPolicy
 
         policy = NoraPolicy(NoraConfig(model=args.model, variant=args.variant, device=args.device))
     return (lambda trial: policy), policy.model_id, policy.close

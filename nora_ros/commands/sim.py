@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.model:
             raise ConfigurationError("--policy nora needs --model PATH_OR_ID (e.g. declare-lab/nora, or a folder "
                                      "written by `nora-ros tiny-model`)")
-        from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy
+        from nora_ros.policy.nora.config import NoraConfig
+        from nora_ros.policy.nora.policy import NoraPolicy
 
         config = NoraConfig(model=args.model, variant=args.variant, unnorm_key=args.unnorm_key, device=args.device)
         policy = NoraPolicy(config)

@@ -212,7 +212,8 @@ def policy_from_params(values: dict) -> object:
 
         horizon = 5 if values.get("variant") == "nora-long" else 1
         return ReplayPolicy.from_npz(model[len("replay:"):], horizon=horizon)
-    from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy
+    from nora_ros.policy.nora.config import NoraConfig
+    from nora_ros.policy.nora.policy import NoraPolicy
 
     names = {f.name for f in dataclasses.fields(NoraConfig)}
     specs = [s for s in policy_params() if s.name in names]

@@ -226,7 +226,7 @@ CAMERA_PARAMS: tuple[ParamSpec, ...] = (
 def policy_params() -> tuple[ParamSpec, ...]:
     """The policy node's parameters (defaults of the runner's LoopConfig and of NoraConfig)."""
     from nora_ros.control.policy_loop import LoopConfig
-    from nora_ros.policy.nora.policy import NoraConfig  # lazy: the module is large; torch stays lazy inside it
+    from nora_ros.policy.nora.config import NoraConfig
 
     own = (
         ParamSpec("base_frame", "base_link", "frame_id of the published cmd and action_chunk (the arm's base "

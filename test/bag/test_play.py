@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("mujoco")
 pytest.importorskip("rosbags")
-pytest.importorskip("nora_ros.policy.nora.policy", reason="nora_ros/policy/nora/policy.py (policy parameter defaults) absent")
+pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
 
 import fake_rclpy  # noqa: E402
 from bag_helpers import record  # noqa: E402

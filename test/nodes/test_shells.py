@@ -74,7 +74,7 @@ def test_camera_shell_publishes_frames_info_and_diagnostics(ros):
 
 
 def test_policy_shell_turns_frames_into_commands_while_running(ros, bridge_episodes):
-    pytest.importorskip("nora_ros.policy.nora.policy", reason="nora_ros/policy/nora/policy.py (NoraConfig, the policy node's "
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (NoraConfig, the policy node's "
                         "parameter defaults) is not in this checkout")
     from nora_ros.nodes.policy_node import PolicyNode
 
@@ -371,7 +371,7 @@ def test_sim_stack_runs_an_instruction_to_a_trial_result(ros, tmp_path):
     the safety node takes the simulated arm to the start pose, the scripted expert (fed the sim's
     ground truth) acts through the safety filter, and the sim's check scores it: a TrialResult."""
     pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")  # sets MUJOCO_GL first
-    pytest.importorskip("nora_ros.policy.nora.policy", reason="nora_ros/policy/nora/policy.py (policy parameter defaults) absent")
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
     from nora_ros.nodes.policy_node import PolicyNode
     from nora_ros.nodes.safety_node import SafetyNode
     from nora_ros.nodes.sim_node import SimNode
@@ -420,7 +420,7 @@ def test_estop_during_a_sim_trial_aborts_it_holds_the_arm_and_blocks_the_next(ro
     """The operator's e-stop over the same wiring: the safety node latches it and holds the arm,
     the supervisor aborts the trial (stored as abort) and refuses instructions until reset."""
     pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")  # sets MUJOCO_GL first
-    pytest.importorskip("nora_ros.policy.nora.policy", reason="nora_ros/policy/nora/policy.py (policy parameter defaults) absent")
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
     from nora_ros.nodes.policy_node import PolicyNode
     from nora_ros.nodes.safety_node import SafetyNode
     from nora_ros.nodes.sim_node import SimNode

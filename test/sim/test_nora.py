@@ -27,7 +27,8 @@ CFG = SafetyConfig()
 
 @pytest.fixture(scope="module")
 def three_trials(tiny_checkpoint, tmp_path_factory):  # noqa: F811
-    from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy
+    from nora_ros.policy.nora.config import NoraConfig
+    from nora_ros.policy.nora.policy import NoraPolicy
 
     try:
         from nora_ros.sim.world import SimWorld

@@ -21,6 +21,7 @@ import numpy as np
 
 from nora_ros.actions import ACTION_DIM, NormStats
 from nora_ros.errors import ConfigurationError
+from nora_ros.policy.nora.checkpoint import FAST_SUBFOLDER, NORM_STATS_FILE
 from nora_ros.policy.nora.qwen_vocab import (
     ENDOFTEXT_ID,
     IM_END_ID,
@@ -33,10 +34,6 @@ from nora_ros.policy.nora.qwen_vocab import (
 
 log = logging.getLogger(__name__)
 
-FAST_SUBFOLDER = "fast"
-"""Where a checkpoint folder keeps its FAST+ table (``tokenizer.json`` + ``processor_config.json``)."""
-
-NORM_STATS_FILE = "norm_stats.json"
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data"

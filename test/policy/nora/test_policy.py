@@ -16,8 +16,10 @@ from nora_ros.actions import NormStats  # noqa: E402
 from nora_ros.camera.frame import Frame  # noqa: E402
 from nora_ros.errors import FastDecodeError, InvalidInstructionError, PolicyError  # noqa: E402
 from nora_ros.policy.fast.tokenizer import FastConstraint  # noqa: E402
+from nora_ros.policy.nora.checkpoint import load_nora  # noqa: E402
+from nora_ros.policy.nora.config import NoraConfig  # noqa: E402
 from nora_ros.policy.nora.decoding import FastConstraintProcessor  # noqa: E402
-from nora_ros.policy.nora.policy import NoraConfig, NoraPolicy, finish_actions, load_nora  # noqa: E402
+from nora_ros.policy.nora.policy import NoraPolicy, finish_actions  # noqa: E402
 from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, VOCAB_SIZE  # noqa: E402
 
 STAGES = ("preprocess", "prefill", "decode", "fast_decode", "unnormalize", "total")

@@ -13,7 +13,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from nora_ros.errors import ConfigurationError, InvalidInputError, ModelLoadError  # noqa: E402
-from nora_ros.policy.nora.policy import NoraConfig, load_nora, load_norm_stats  # noqa: E402
+from nora_ros.policy.nora.checkpoint import load_nora, load_norm_stats  # noqa: E402
+from nora_ros.policy.nora.config import NoraConfig  # noqa: E402
 from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, VOCAB_SIZE, action_token  # noqa: E402
 
 
