@@ -389,6 +389,10 @@ def install(monkeypatch) -> None:
         monkeypatch.setitem(sys.modules, name, m)
         return m
 
+    # The node shells import rclpy and the messages at module level: drop any copy imported
+    # against an earlier test's stand-ins, so the next import binds these.
+    for name in [n for n in sys.modules if n == "nora_ros.nodes" or n.startswith("nora_ros.nodes.")]:
+        monkeypatch.delitem(sys.modules, name)
     spun = []
     NAMED_LOGGERS.clear()
 

@@ -16,9 +16,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from ros_msg_standins import PRIMITIVES, STANDARD, parse_msg, repo_specs
 
-from nora_ros.interface import node_params
-from nora_ros.interface.node_params import NODES
-from nora_ros.interface.node_params import node_params as params_of
+from nora_ros.interface import param_files
+from nora_ros.interface.node_specs import NODES
+from nora_ros.interface.node_specs import node_params as params_of
+from nora_ros.interface.params import check_values
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -350,20 +351,20 @@ def test_replay_launch_uses_sim_time_and_dry_run():
 @pytest.mark.parametrize("name", ["widowx.yaml", "sim.yaml"])
 def test_parameter_file_sets_only_declared_parameters_with_valid_values(name):
     _needs_policy_backend()
-    header, overrides = node_params.read_yaml((REPO / "config" / name).read_text())
+    header, overrides = param_files.read_yaml((REPO / "config" / name).read_text())
     assert header
     for node, values in overrides.items():
-        node_params.check_values(params_of(node), values)
+        check_values(params_of(node), values)
 
 
 @pytest.mark.parametrize("name", ["widowx.yaml", "sim.yaml"])
 def test_parameter_file_lists_and_comments_every_parameter(name):
     """Every parameter of each node is in the file, set or commented out at the code default, with
     a comment above it. After a config dataclass gains a field, regenerate with
-    `python -m nora_ros.interface.node_params config/*.yaml` (keeps the values set)."""
+    `python -m nora_ros.interface.param_files config/*.yaml` (keeps the values set)."""
     _needs_policy_backend()
     text = (REPO / "config" / name).read_text()
-    _, overrides = node_params.read_yaml(text)
+    _, overrides = param_files.read_yaml(text)
     sections = re.split(r"^/\*\*/(\w+):\n", text, flags=re.M)[1:]
     assert [sections[i] for i in range(0, len(sections), 2)] == list(overrides)
     for node, body in zip(sections[0::2], sections[1::2], strict=True):
@@ -371,14 +372,14 @@ def test_parameter_file_lists_and_comments_every_parameter(name):
         for spec in params_of(node):
             leaf = spec.name.rsplit(".", 1)[-1]
             found = [i for i, line in enumerate(lines) if re.match(rf"\s*(# )?{re.escape(leaf)}: ", line)]
-            assert found, f"config/{name}: {node}.{spec.name} is missing; run python -m nora_ros.interface.node_params config/{name}"
+            assert found, f"config/{name}: {node}.{spec.name} is missing; run python -m nora_ros.interface.param_files config/{name}"
             assert lines[found[0] - 1].strip().startswith("#"), f"config/{name}: {node}.{spec.name} has no comment"
 
 
 def test_parameter_files_cover_the_nodes_their_launch_files_start():
     _needs_policy_backend()
     for launch, yaml_name in (("widowx.launch.py", "widowx.yaml"), ("sim.launch.py", "sim.yaml")):
-        _, overrides = node_params.read_yaml((REPO / "config" / yaml_name).read_text())
+        _, overrides = param_files.read_yaml((REPO / "config" / yaml_name).read_text())
         started = {_const({k.arg: k.value for k in n.keywords}["executable"])
                    for n in _calls(_launch_tree(launch), "Node")}
         started = {e for e in started if e in NODES}
@@ -395,7 +396,7 @@ def test_parameter_specs_reject_bad_values_with_a_reason():
     with pytest.raises(ValueError, match="whole number"):
         specs["execute_steps"].check(1.5)
     with pytest.raises(ValueError, match="did you mean control_rate_hz"):
-        node_params.check_values(params_of("policy_node"), {"control_rate": 5.0})
+        check_values(params_of("policy_node"), {"control_rate": 5.0})
     assert specs["device"].to_component("") is None and specs["device"].to_component("cuda") == "cuda"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
-from nora_ros.interface import node_params
+from nora_ros.interface import node_specs, param_files
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -29,10 +29,10 @@ def test_ci_runs_the_test_command_the_readme_gives():
 
 
 def test_parameter_reference_is_generated_from_the_node_specs():
-    """Regenerate with `python -m nora_ros.interface.node_params --readme README.md` after a parameter changes."""
-    assert node_params.update_readme(README) == README
-    for node in node_params.NODES:
-        for spec in node_params.node_params(node):
+    """Regenerate with `python -m nora_ros.interface.param_files --readme README.md` after a parameter changes."""
+    assert param_files.update_readme(README) == README
+    for node in node_specs.NODES:
+        for spec in node_specs.node_params(node):
             assert f"| `{spec.name}` |" in README, f"{node}.{spec.name}"
 
 
@@ -42,4 +42,4 @@ def test_update_readme_needs_the_markers():
     from nora_ros.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="no parameter section"):
-        node_params.update_readme("# a README without the markers\n")
+        param_files.update_readme("# a README without the markers\n")

@@ -192,29 +192,3 @@ class PolicyLoop:
         self.scheduler.offer(outcome.chunk)
         return outcome.chunk, outcome.latency
 
-
-def policy_from_params(values: dict) -> object:
-    """The policy the policy node's parameters name: ``scripted`` is the simulator's scripted
-    expert (it needs the sim node's ground truth), ``replay:EPISODE.npz`` replays a recorded
-    episode (chunks of the variant's horizon), anything else is a NORA checkpoint (folder or
-    hub ID) loaded with the NoraConfig fields found in ``values``."""
-    import dataclasses
-
-    from nora_ros.interface.node_params import policy_params, values_for
-
-    model = str(values.get("model", ""))
-    if model == "scripted":
-        from nora_ros.sim.expert import ScriptedExpertPolicy  # reads the simulator's ground truth
-
-        return ScriptedExpertPolicy()
-    if model.startswith("replay:"):
-        from nora_ros.policy import ReplayPolicy
-
-        horizon = 5 if values.get("variant") == "nora-long" else 1
-        return ReplayPolicy.from_npz(model[len("replay:"):], horizon=horizon)
-    from nora_ros.policy.nora.config import NoraConfig
-    from nora_ros.policy.nora.policy import NoraPolicy
-
-    names = {f.name for f in dataclasses.fields(NoraConfig)}
-    specs = [s for s in policy_params() if s.name in names]
-    return NoraPolicy(NoraConfig(**values_for(specs, {k: v for k, v in values.items() if k in names})))

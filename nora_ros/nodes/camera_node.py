@@ -12,9 +12,13 @@ on another computer.
 
 from __future__ import annotations
 
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
 from nora_ros.camera.sources import open_source
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
-from nora_ros.interface.node_params import CAMERA_PARAMS
+from nora_ros.interface.node_specs import CAMERA_PARAMS
+from nora_ros.interface.ros_convert import camera_info, frame_to_compressed, frame_to_image
 from nora_ros.nodes import common
 
 
@@ -22,16 +26,12 @@ class CameraNode:
     """The shell: one timer, two publishers; the source does the work."""
 
     def __init__(self, node=None):
-        from rclpy.node import Node
-        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-
         self.node = node or Node("camera_node")
         self.params = common.declare_parameters(self.node, CAMERA_PARAMS)
         common.on_set_parameters(self.node, CAMERA_PARAMS, self._apply)
         p = self.params
         self.source = open_source(p["source"], p["frame_id"], loop=p["loop"], width=p["width"], height=p["height"],
                                   fps=p["fps"], reconnect_interval=p["reconnect_interval"])
-        self._Image, self._CameraInfo, self._CompressedImage = Image, CameraInfo, CompressedImage
         self.image_pub = self.node.create_publisher(Image, "camera/image_raw", common.qos(common.SENSOR))
         self.compressed_pub = None
         if p["jpeg_quality"] > 0:
@@ -48,18 +48,16 @@ class CameraNode:
             self.source.reconnect_interval = changes["reconnect_interval"]
 
     def _capture(self) -> None:
-        from nora_ros.interface.ros_convert import camera_info, frame_to_compressed, frame_to_image
-
         now = common.now_seconds(self.node)
         frame = self.source.read(now)
         if frame is None:
             return  # the reason is in source.health, reported on /diagnostics
         self.rate.tick(now)
-        self.image_pub.publish(frame_to_image(frame, self._Image))
+        self.image_pub.publish(frame_to_image(frame, Image))
         if self.compressed_pub is not None:
-            self.compressed_pub.publish(frame_to_compressed(frame, self._CompressedImage, self.params["jpeg_quality"]))
+            self.compressed_pub.publish(frame_to_compressed(frame, CompressedImage, self.params["jpeg_quality"]))
         h, w = frame.image.shape[:2]
-        self.info_pub.publish(camera_info(self._CameraInfo, h, w, frame.stamp, frame.frame_id))
+        self.info_pub.publish(camera_info(CameraInfo, h, w, frame.stamp, frame.frame_id))
 
     def _reports(self, now: float) -> list[DiagnosticReport]:
         health = self.source.health

@@ -1,8 +1,5 @@
 """What every node shell shares: QoS per stream, parameters with descriptors, /diagnostics,
 and a ``main`` that shuts down cleanly on Ctrl-C with the arm holding.
-
-ROS is imported inside the functions (DESIGN.md section 2), so this module, like every shell,
-imports on a machine without ROS; only running a node needs rclpy.
 """
 
 from __future__ import annotations
@@ -14,9 +11,19 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nora_ros.diagnostics import DiagnosticReport
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+
+from nora_ros.diagnostics import DiagnosticReport, Level
 from nora_ros.errors import ConfigurationError, NoraError
-from nora_ros.interface.node_params import ParamSpec, check_values
+from nora_ros.interface.params import ParamSpec, check_values
+from nora_ros.interface.ros_convert import diagnostics_to_msg
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +41,6 @@ def qos(kind: str):
     - ``events``: trial/result: reliable, transient local, the last 10;
     - ``diagnostics``: /diagnostics as diagnostic_aggregator expects (reliable, depth 10).
     """
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
     if kind == SENSOR:
         return qos_profile_sensor_data
@@ -60,7 +66,6 @@ def now_seconds(node) -> float:
 
 
 def _descriptor(spec: ParamSpec):
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
     types = {"bool": ParameterType.PARAMETER_BOOL, "int": ParameterType.PARAMETER_INTEGER,
              "float": ParameterType.PARAMETER_DOUBLE, "str": ParameterType.PARAMETER_STRING,
@@ -92,7 +97,6 @@ def declare_parameters(node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
     (``-p control_rate_hz:=500.0``, ``-p execute_steps:=2.5``) with its own exceptions, raised
     from ``declare_parameter``; they become a ConfigurationError too, so the node says what to
     fix in one line instead of dying with a traceback."""
-    from rclpy.exceptions import ParameterException
 
     for spec in specs:
         default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
@@ -109,7 +113,6 @@ def declare_parameters(node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
 def on_set_parameters(node, specs: Sequence[ParamSpec], apply: Callable[[dict[str, Any]], None]) -> None:
     """Validate live parameter changes; ``apply(changes)`` may raise to refuse them (the reason
     goes back to ``ros2 param set``). Registered after declaration, so it sees only changes."""
-    from rcl_interfaces.msg import SetParametersResult
 
     by_name = {s.name: s for s in specs}
 
@@ -146,8 +149,6 @@ class DiagnosticsPublisher:
 
     def __init__(self, node, reports: Callable[[float], list[DiagnosticReport]], hardware_id: str = "",
                  period: float = 1.0):
-        from diagnostic_msgs.msg import DiagnosticArray
-
         self.node = node
         self.reports = reports
         self.hardware_id = hardware_id
@@ -155,15 +156,10 @@ class DiagnosticsPublisher:
         self.timer = node.create_timer(period, self._publish)
 
     def _publish(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-
-        from nora_ros.interface.ros_convert import diagnostics_to_msg
-
         now = now_seconds(self.node)
         try:
             reports = self.reports(now)
         except Exception as exc:  # noqa: BLE001 - a broken report must not stop the node; say so instead
-            from nora_ros.diagnostics import Level
 
             reports = [DiagnosticReport(f"{self.node.get_name()}: diagnostics", Level.ERROR, f"report failed: {exc}")]
         self.pub.publish(diagnostics_to_msg(DiagnosticArray, DiagnosticStatus, KeyValue, reports, max(now, 0.0),
@@ -251,10 +247,6 @@ def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int
     sends when SIGINT was not enough, and systemd, docker stop or kill send): without it the
     process died on the spot, no hold; SIGTERM now takes the Ctrl-C path.
     """
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.logging import get_logger
-    from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous_sigterm = _sigterm_as_ctrl_c()

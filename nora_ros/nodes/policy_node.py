@@ -16,21 +16,34 @@ trial/fault (std_msgs/String), /diagnostics.
 
 from __future__ import annotations
 
+import dataclasses
+
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from nora_ros.control.policy_loop import LoopConfig, PolicyLoop
+from nora_ros.control.scheduler import ActionScheduler
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
 from nora_ros.errors import NoraError
+from nora_ros.interface.node_specs import policy_config, policy_params
+from nora_ros.interface.params import values_for
+from nora_ros.interface.ros_convert import (
+    chunk_to_msg,
+    command_to_msg,
+    compressed_to_frame,
+    ground_truth_from_json,
+    image_to_frame,
+    trial_state_name,
+)
+from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
 from nora_ros.nodes import common
+from nora_ros.policy.factory import make_policy
+from nora_ros.policy.worker import ThreadedInference
 
 
 class PolicyNode:
     def __init__(self, node=None):
-        from rclpy.node import Node
-        from std_msgs.msg import String
-
-        from nora_ros.control.policy_loop import LoopConfig, PolicyLoop, policy_from_params
-        from nora_ros.interface.node_params import policy_params, values_for
-        from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
-        from nora_ros.policy.worker import ThreadedInference
-
         self.node = node or Node("policy_node")
         self.specs = policy_params()
         self.params = common.declare_parameters(self.node, self.specs)
@@ -38,32 +51,26 @@ class PolicyNode:
         loop_config = LoopConfig(**values_for([s for s in self.specs if s.name in LoopConfig.__dataclass_fields__], p))
         log = self.node.get_logger()
         log.info(f"loading policy {p['model']} ...")
-        self.policy = policy_from_params(p)  # blocking on purpose: nothing to serve before the model is ready
+        self.policy = make_policy(policy_config(p))  # blocking on purpose: nothing to serve before the model is ready
         log.info(f"policy {self.policy.model_id} ready (horizon {self.policy.horizon})")
         self.worker = ThreadedInference(self.policy)
         self.loop = PolicyLoop(self.worker, loop_config)
         common.on_set_parameters(self.node, self.specs, self._apply)
 
-        self._msg = {"cmd": EndEffectorCommand, "chunk": ActionChunk}
         self.cmd_pub = self.node.create_publisher(EndEffectorCommand, "cmd", common.qos(common.COMMAND))
         self.chunk_pub = self.node.create_publisher(ActionChunk, "action_chunk", common.qos(common.COMMAND))
         self.fault_pub = self.node.create_publisher(String, "trial/fault", common.qos(common.COMMAND))
-        self._String = String
         if p["compressed_image"]:
-            from sensor_msgs.msg import CompressedImage
-
             self.image_sub = self.node.create_subscription(CompressedImage, "camera/image_raw/compressed",
                                                            self._on_compressed, common.qos(common.SENSOR))
         else:
-            from sensor_msgs.msg import Image
-
             self.image_sub = self.node.create_subscription(Image, "camera/image_raw", self._on_image,
                                                            common.qos(common.SENSOR))
         self.trial_sub = self.node.create_subscription(TrialStatus, "trial/status", self._on_trial,
                                                        common.qos(common.LATCHED))
         self._truth: dict | None = None
-        if p["model"] == "scripted":
-            # The scripted expert sees what a camera cannot: the sim node's ground truth.
+        if self.policy.needs_ground_truth:
+            # A scripted expert sees what a camera cannot: the sim node's ground truth.
             self.truth_sub = self.node.create_subscription(String, "sim/ground_truth", self._on_truth,
                                                            common.qos(common.COMMAND))
         self.frames = RateMeter()
@@ -76,13 +83,9 @@ class PolicyNode:
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, msg) -> None:
-        from nora_ros.interface.ros_convert import image_to_frame
-
         self._store(image_to_frame, msg)
 
     def _on_compressed(self, msg) -> None:
-        from nora_ros.interface.ros_convert import compressed_to_frame
-
         self._store(compressed_to_frame, msg)
 
     def _store(self, convert, msg) -> None:
@@ -94,23 +97,17 @@ class PolicyNode:
             self.node.get_logger().warning(f"camera image rejected: {exc}", throttle_duration_sec=5.0)
             return
         if self._truth is not None:
-            import dataclasses
-
             frame = dataclasses.replace(frame, extras=self._truth)
         self.frames.tick(common.now_seconds(self.node))
         self.loop.on_frame(frame)
 
     def _on_truth(self, msg) -> None:
-        from nora_ros.interface.ros_convert import ground_truth_from_json
-
         try:
             _, self._truth = ground_truth_from_json(msg.data)
         except NoraError as exc:
             self.node.get_logger().error(str(exc), throttle_duration_sec=5.0)
 
     def _on_trial(self, msg) -> None:
-        from nora_ros.interface.ros_convert import trial_state_name
-
         try:
             state = trial_state_name(msg)
         except NoraError as exc:
@@ -120,8 +117,6 @@ class PolicyNode:
 
     # ------------------------------------------------------------------ the control timer
     def _tick(self) -> None:
-        from nora_ros.interface.ros_convert import chunk_to_msg, command_to_msg
-
         now = common.now_seconds(self.node)
         try:
             out = self.loop.tick(now)
@@ -131,23 +126,18 @@ class PolicyNode:
             return
         frame_id = self.params["base_frame"]
         if out.chunk is not None:
-            self.chunk_pub.publish(chunk_to_msg(out.chunk, self._msg["chunk"], frame_id, out.latency))
+            self.chunk_pub.publish(chunk_to_msg(out.chunk, ActionChunk, frame_id, out.latency))
         if out.fault:
             self.node.get_logger().error(out.fault)
-            self.fault_pub.publish(self._String(data=out.fault))
+            self.fault_pub.publish(String(data=out.fault))
         if out.command is not None:
             self.last_hold_reason = out.hold_reason
             self.commands.tick(now)
-            self.cmd_pub.publish(command_to_msg(out.command, self._msg["cmd"], frame_id))
+            self.cmd_pub.publish(command_to_msg(out.command, EndEffectorCommand, frame_id))
 
     def _apply(self, changes: dict) -> None:
-        from nora_ros.control.policy_loop import LoopConfig
-        from nora_ros.control.scheduler import ActionScheduler
-
         fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
         if fields:
-            import dataclasses
-
             config = dataclasses.replace(self.loop.config, **fields)  # validates
             self.loop.config = config
             if {"execute_steps", "max_chunk_age"} & set(fields):

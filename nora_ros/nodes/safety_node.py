@@ -15,16 +15,27 @@ from __future__ import annotations
 
 import time
 
+from rclpy.node import Node
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from nora_ros.control.safety_loop import SafetyLoop
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter
 from nora_ros.errors import NoraError
+from nora_ros.interface.node_specs import safety_params
+from nora_ros.interface.params import values_for
+from nora_ros.interface.ros_convert import command_from_msg, command_to_msg, safety_status_to_msg, trial_state_name
+from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialStatus
 from nora_ros.nodes import common
+from nora_ros.nodes.topic_arm import TopicArm
+from nora_ros.robot.arm import InterbotixArm, InterbotixArmConfig, SimArm
+from nora_ros.robot.kinematics import WidowXModel
+from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
 
 
 def make_arm(node, backend: str, model, params: dict, clock):
     """The arm the parameters name (see the module docstring); nothing moves here."""
     if backend == "interbotix":
-        from nora_ros.robot.arm import InterbotixArm, InterbotixArmConfig
-
         arm = InterbotixArm(node, InterbotixArmConfig(robot_model=params["robot_model"],
                                                       robot_name=params["robot_name"]), clock=clock)
         if not params["dry_run"]:
@@ -32,13 +43,10 @@ def make_arm(node, backend: str, model, params: dict, clock):
             arm.configure(timeout=params["driver_timeout"], duration=params["safety.tick_period"])
         return arm
     if backend == "topic":
-        from nora_ros.nodes.topic_arm import TopicArm
-
         return TopicArm(node, model, joint_states_topic=params["joint_states_topic"],
                         joint_command_topic=params["joint_command_topic"],
                         gripper_command_topic=params["gripper_command_topic"], clock=clock,
                         read_only=params["dry_run"], qos=common.qos(common.COMMAND))
-    from nora_ros.robot.arm import SimArm
 
     class _NodeClock:
         def now(self) -> float:
@@ -52,16 +60,6 @@ def make_arm(node, backend: str, model, params: dict, clock):
 
 class SafetyNode:
     def __init__(self, node=None):
-        from rclpy.node import Node
-        from std_msgs.msg import String
-        from std_srvs.srv import SetBool, Trigger
-
-        from nora_ros.control.safety_loop import SafetyLoop
-        from nora_ros.interface.node_params import safety_params, values_for
-        from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialStatus
-        from nora_ros.robot.kinematics import WidowXModel
-        from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
-
         self.node = node or Node("safety_node")
         self.specs = safety_params()
         self.params = p = common.declare_parameters(self.node, self.specs)
@@ -76,7 +74,6 @@ class SafetyNode:
                                start_duration=p["start_duration"], start_tolerance=p["start_tolerance"])
         common.on_set_parameters(self.node, self.specs, self._apply)
 
-        self._msg = {"cmd": EndEffectorCommand, "status": SafetyStatus, "String": String}
         self.cmd_safe_pub = self.node.create_publisher(EndEffectorCommand, "cmd_safe", common.qos(common.COMMAND))
         self.status_pub = self.node.create_publisher(SafetyStatus, "safety/status", common.qos(common.LATCHED))
         self.fault_pub = self.node.create_publisher(String, "trial/fault", common.qos(common.COMMAND))
@@ -98,14 +95,10 @@ class SafetyNode:
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_cmd(self, msg) -> None:
-        from nora_ros.interface.ros_convert import command_from_msg
-
         self.commands.tick(common.now_seconds(self.node))
         self.loop.on_command(command_from_msg(msg))
 
     def _on_trial(self, msg) -> None:
-        from nora_ros.interface.ros_convert import trial_state_name
-
         try:
             state = trial_state_name(msg)
         except NoraError as exc:
@@ -150,8 +143,6 @@ class SafetyNode:
 
     # ------------------------------------------------------------------ the control timer
     def _tick(self) -> None:
-        from nora_ros.interface.ros_convert import command_to_msg, safety_status_to_msg
-
         now = common.now_seconds(self.node)
         self.ticks.tick(now)
         try:
@@ -160,7 +151,7 @@ class SafetyNode:
             reason = f"internal error in the safety tick: {type(exc).__name__}: {exc}"
             self.node.get_logger().error(reason)
             self.loop.estop(reason)
-            self.fault_pub.publish(self._msg["String"](data=reason))
+            self.fault_pub.publish(String(data=reason))
             return
         f = self.loop.filter
         limits: list[tuple[str, str]] = []
@@ -169,17 +160,17 @@ class SafetyNode:
             status = out.result.status
             limits = [(lim.value, d) for lim, d in zip(status.limits, status.details, strict=True)]
             ticks, held = status.tick, status.held_ticks
-            self.cmd_safe_pub.publish(command_to_msg(out.result.executed, self._msg["cmd"], self.frame_id))
+            self.cmd_safe_pub.publish(command_to_msg(out.result.executed, EndEffectorCommand, self.frame_id))
             if limits:
                 self.last_limits = "; ".join(f"{n}: {d}" for n, d in limits)
         self.status_pub.publish(safety_status_to_msg(
-            self._msg["status"], stamp=now, frame_id=self.frame_id, enabled=f.enabled, estopped=f.estopped,
+            SafetyStatus, stamp=now, frame_id=self.frame_id, enabled=f.enabled, estopped=f.estopped,
             estop_reason=f.estop_reason, holding=out.holding, limits=limits, at_start=out.at_start,
             start_trial_id=out.start_trial_id, ticks=ticks, held_ticks=held))
         if out.fault:
             self.last_fault = out.fault
             self.node.get_logger().error(out.fault)
-            self.fault_pub.publish(self._msg["String"](data=out.fault))
+            self.fault_pub.publish(String(data=out.fault))
 
     def _reports(self, now: float) -> list[DiagnosticReport]:
         f = self.loop.filter

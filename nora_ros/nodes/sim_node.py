@@ -20,32 +20,38 @@ from __future__ import annotations
 
 import time
 
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64, String
+from trajectory_msgs.msg import JointTrajectory
+
 from nora_ros.diagnostics import DiagnosticReport, LatencyMeter, Level, RateMeter
 from nora_ros.errors import InvalidInputError, NoraError
-from nora_ros.interface.node_params import SIM_PARAMS
+from nora_ros.interface.node_specs import SIM_PARAMS
+from nora_ros.interface.ros_convert import (
+    array_to_image,
+    camera_info,
+    ground_truth_to_json,
+    joint_state_msg,
+    trajectory_target,
+    trial_state_name,
+)
+from nora_ros.msg import TrialStatus
 from nora_ros.nodes import common
+from nora_ros.sim.arm import MujocoArm
+from nora_ros.sim.world import SimWorld
 
 FINGERS = ("left_finger", "right_finger")
 
 
 class SimNode:
     def __init__(self, node=None):
-        from rclpy.node import Node
-        from sensor_msgs.msg import CameraInfo, Image, JointState
-        from std_msgs.msg import Float64, String
-        from trajectory_msgs.msg import JointTrajectory
-
-        from nora_ros.msg import TrialStatus
-        from nora_ros.sim.arm import MujocoArm
-        from nora_ros.sim.world import SimWorld
-
         self.node = node or Node("sim_node")
         self.params = p = common.declare_parameters(self.node, SIM_PARAMS)
         common.on_set_parameters(self.node, SIM_PARAMS, self._apply)
         self.world = SimWorld(task=p["task"], seed=p["seed"])
         self.arm = MujocoArm(self.world)
         self.names = list(self.world.kinematics.joint_names)
-        self._msg = {"Image": Image, "CameraInfo": CameraInfo, "JointState": JointState, "String": String}
         sensor, cq = common.qos(common.SENSOR), common.qos(common.COMMAND)
         self.image_pub = self.node.create_publisher(Image, "camera/image_raw", sensor)
         self.info_pub = self.node.create_publisher(CameraInfo, "camera/camera_info", sensor)
@@ -76,8 +82,6 @@ class SimNode:
 
     # ------------------------------------------------------------------ commands in
     def _on_joints(self, msg) -> None:
-        from nora_ros.interface.ros_convert import trajectory_target
-
         try:
             names, positions, duration = trajectory_target(msg)
             if sorted(names) != sorted(self.names):
@@ -97,8 +101,6 @@ class SimNode:
             self.last_rejection = str(exc)
 
     def _on_trial(self, msg) -> None:
-        from nora_ros.interface.ros_convert import trial_state_name
-
         state, trial_id = trial_state_name(msg), int(msg.trial_id)
         if state == "RESETTING" and (trial_id != self.trial_id or self.trial_state != "RESETTING"):
             self.world.reset(seed=self.params["seed"] + trial_id)
@@ -114,7 +116,7 @@ class SimNode:
         if outcome.success or self.trial_state == "AWAITING_SCORE":
             self.scored_trial = self.trial_id
             verdict = "success" if outcome.success else "failure"
-            self.score_pub.publish(self._msg["String"](data=f"{verdict} sim check: {outcome.reason}"))
+            self.score_pub.publish(String(data=f"{verdict} sim check: {outcome.reason}"))
             self.node.get_logger().info(f"trial {self.trial_id} scored by the sim check: {verdict} ({outcome.reason})")
 
     # ------------------------------------------------------------------ timers
@@ -129,8 +131,6 @@ class SimNode:
             self._auto_score()  # ends the trial as soon as the task succeeds
 
     def _camera(self) -> None:
-        from nora_ros.interface.ros_convert import array_to_image, camera_info, ground_truth_to_json
-
         now = common.now_seconds(self.node)
         t0 = time.perf_counter()
         try:
@@ -142,17 +142,15 @@ class SimNode:
         self.render_time.add(time.perf_counter() - t0)
         frame_id = self.params["frame_id"]
         # Ground truth first: the scripted expert pairs it with the next image it receives.
-        self.truth_pub.publish(self._msg["String"](data=ground_truth_to_json(self.world.ground_truth(), now)))
-        self.image_pub.publish(array_to_image(image, "rgb8", self._msg["Image"], now, frame_id))
-        self.info_pub.publish(camera_info(self._msg["CameraInfo"], image.shape[0], image.shape[1], now, frame_id))
+        self.truth_pub.publish(String(data=ground_truth_to_json(self.world.ground_truth(), now)))
+        self.image_pub.publish(array_to_image(image, "rgb8", Image, now, frame_id))
+        self.info_pub.publish(camera_info(CameraInfo, image.shape[0], image.shape[1], now, frame_id))
 
     def _joint_states(self) -> None:
-        from nora_ros.interface.ros_convert import joint_state_msg
-
         fingers = self.world.finger_positions()
         positions = list(self.world.arm_joints()) + [float(fingers[0]), float(fingers[-1])]
         velocities = list(self.world.arm_velocities()) + [0.0, 0.0]
-        self.joint_pub.publish(joint_state_msg(self._msg["JointState"], self.names + list(FINGERS), positions,
+        self.joint_pub.publish(joint_state_msg(JointState, self.names + list(FINGERS), positions,
                                                common.now_seconds(self.node), velocities))
 
     def _apply(self, changes: dict) -> None:

@@ -13,21 +13,24 @@ Publishes: trial/status (nora_ros/TrialStatus), trial/result (nora_ros/TrialResu
 
 from __future__ import annotations
 
+import dataclasses
+
+from rclpy.node import Node
+from std_msgs.msg import String
+
 from nora_ros.diagnostics import DiagnosticReport, Level
+from nora_ros.interface.node_specs import supervisor_params
+from nora_ros.interface.params import values_for
+from nora_ros.interface.ros_convert import trial_result_to_msg, trial_status_to_msg
+from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialResult, TrialStatus
 from nora_ros.nodes import common
+from nora_ros.trials.inputs import SupervisorInputs
+from nora_ros.trials.results_store import ResultsStore, config_digest
+from nora_ros.trials.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
 
 
 class SupervisorNode:
     def __init__(self, node=None):
-        from rclpy.node import Node
-        from std_msgs.msg import String
-
-        from nora_ros.interface.node_params import supervisor_params, values_for
-        from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialResult, TrialStatus
-        from nora_ros.trials.inputs import SupervisorInputs
-        from nora_ros.trials.results_store import ResultsStore, config_digest
-        from nora_ros.trials.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
-
         self.node = node or Node("supervisor_node")
         self.specs = supervisor_params()
         self.params = p = common.declare_parameters(self.node, self.specs)
@@ -40,7 +43,6 @@ class SupervisorNode:
         self.inputs = SupervisorInputs(self.supervisor, safety_timeout=p["safety_timeout_s"])
         common.on_set_parameters(self.node, self.specs, self._apply)
 
-        self._msg = {"status": TrialStatus, "result": TrialResult}
         self.status_pub = self.node.create_publisher(TrialStatus, "trial/status", common.qos(common.LATCHED))
         self.result_pub = self.node.create_publisher(TrialResult, "trial/result", common.qos(common.EVENTS))
         self.supervisor.add_listener(self._publish_event)
@@ -96,8 +98,6 @@ class SupervisorNode:
             self._publish_status(self._now(), reason)
 
     def _apply(self, changes: dict) -> None:
-        import dataclasses
-
         names = set(type(self.supervisor.config).__dataclass_fields__)
         fields = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in changes.items() if k in names}
         if fields:
@@ -105,25 +105,21 @@ class SupervisorNode:
 
     # ------------------------------------------------------------------ outputs
     def _publish_status(self, now: float, reason: str) -> None:
-        from nora_ros.interface.ros_convert import trial_status_to_msg
-
         sup = self.supervisor
         self.status_pub.publish(trial_status_to_msg(
-            self._msg["status"], stamp=max(now, 0.0), trial_id=sup.trial_id, instruction=sup.instruction,
+            TrialStatus, stamp=max(now, 0.0), trial_id=sup.trial_id, instruction=sup.instruction,
             state_name=sup.state.value, reason=reason, steps=sup.steps, start_pose=sup.config.start_pose))
 
     def _publish_event(self, event) -> None:
-        from nora_ros.interface.ros_convert import trial_result_to_msg, trial_status_to_msg
-
         self.status_pub.publish(trial_status_to_msg(
-            self._msg["status"], stamp=max(event.stamp, 0.0), trial_id=event.trial_id, instruction=event.instruction,
+            TrialStatus, stamp=max(event.stamp, 0.0), trial_id=event.trial_id, instruction=event.instruction,
             state_name=event.state.value, reason=event.reason, steps=event.steps,
             start_pose=self.supervisor.config.start_pose))
         self.node.get_logger().info(f"trial {event.trial_id}: {event.state.value} ({event.reason})")
         r = event.result
         if r is not None:
             self.result_pub.publish(trial_result_to_msg(
-                self._msg["result"], trial_id=r.trial_id, task=r.task, instruction=r.instruction, model_id=r.model_id,
+                TrialResult, trial_id=r.trial_id, task=r.task, instruction=r.instruction, model_id=r.model_id,
                 score_name=r.score.kind.value, score_value=r.score.value or 0.0, note=r.score.note,
                 start_time=max(r.start_time, 0.0), end_time=max(r.end_time, r.start_time, 0.0), steps=r.steps,
                 safety_events=r.safety_events, recording_path=r.recording or "",

@@ -6,32 +6,25 @@ the arm's ``sensor_msgs/JointState`` comes in (joints by name, fingers as ``left
 metres, as the xs driver publishes them). ``read_only`` arms only observe: every command is
 dropped, so a dry run or a bag replay can never move anything.
 
-Like :class:`~nora_ros.robot.arm.InterbotixArm` it lives on a node it is given and starts no thread;
-the message classes are imported lazily (or passed in, for tests without ROS).
+Like :class:`~nora_ros.robot.arm.InterbotixArm` it lives on a node it is given and starts no thread.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from nora_ros.errors import ArmError, NoraError
+from nora_ros.interface.ros_convert import joint_positions, joint_trajectory_msg, stamp_to_seconds
 from nora_ros.robot.arm import Arm, ArmState, _check_gripper, _check_joint_target
 from nora_ros.robot.kinematics import WidowXModel, finger_to_gripper
-
-
-def topic_messages() -> SimpleNamespace:
-    from builtin_interfaces.msg import Duration
-    from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64
-    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-
-    return SimpleNamespace(JointTrajectory=JointTrajectory, JointTrajectoryPoint=JointTrajectoryPoint,
-                           Duration=Duration, JointState=JointState, Float64=Float64)
 
 
 class TopicArm(Arm):
@@ -40,11 +33,10 @@ class TopicArm(Arm):
     def __init__(self, node: Any, model: WidowXModel, *, joint_states_topic: str = "joint_states",
                  joint_command_topic: str = "sim/joint_command", gripper_command_topic: str = "sim/gripper_command",
                  clock: Callable[[], float], read_only: bool = False, arrival_tolerance: float = 0.02,
-                 qos: Any = 10, messages: SimpleNamespace | None = None):
+                 qos: Any = 10):
         self.kinematics = model
         self.read_only = read_only
         self.arrival_tolerance = arrival_tolerance
-        self._msgs = messages or topic_messages()
         self._clock = clock
         self._lock = threading.Lock()
         self._latest: tuple[np.ndarray, float, float] | None = None
@@ -52,15 +44,13 @@ class TopicArm(Arm):
         self._move_end = float("-inf")
         self.rejected_states = 0
         self.last_rejection = ""
-        self._sub = node.create_subscription(self._msgs.JointState, joint_states_topic, self._on_joint_states, qos)
-        self._joint_pub = None if read_only else node.create_publisher(self._msgs.JointTrajectory,
+        self._sub = node.create_subscription(JointState, joint_states_topic, self._on_joint_states, qos)
+        self._joint_pub = None if read_only else node.create_publisher(JointTrajectory,
                                                                         joint_command_topic, qos)
-        self._gripper_pub = None if read_only else node.create_publisher(self._msgs.Float64, gripper_command_topic, qos)
+        self._gripper_pub = None if read_only else node.create_publisher(Float64, gripper_command_topic, qos)
         self.joint_states_topic = joint_states_topic
 
     def _on_joint_states(self, msg: Any) -> None:
-        from nora_ros.interface.ros_convert import joint_positions, stamp_to_seconds
-
         try:
             q = joint_positions(msg, self.kinematics.joint_names)
             finger = float(joint_positions(msg, ["left_finger"])[0])
@@ -91,11 +81,10 @@ class TopicArm(Arm):
         q = _check_joint_target(self.kinematics, joints, duration)
         if self.read_only:
             return
-        from nora_ros.interface.ros_convert import joint_trajectory_msg
 
         now = self._clock()
-        self._joint_pub.publish(joint_trajectory_msg(self._msgs.JointTrajectory, self._msgs.JointTrajectoryPoint,
-                                                     self._msgs.Duration, self.kinematics.joint_names, q, duration,
+        self._joint_pub.publish(joint_trajectory_msg(JointTrajectory, JointTrajectoryPoint,
+                                                     Duration, self.kinematics.joint_names, q, duration,
                                                      max(now, 0.0)))
         self._goal = q
         self._move_end = now + float(duration)
@@ -103,7 +92,7 @@ class TopicArm(Arm):
     def command_gripper(self, value: float) -> None:
         v = _check_gripper(value)
         if not self.read_only:
-            self._gripper_pub.publish(self._msgs.Float64(data=v))
+            self._gripper_pub.publish(Float64(data=v))
 
     def hold(self) -> None:
         """Command the measured joints at once: the arm stops where it is."""

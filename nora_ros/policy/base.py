@@ -18,11 +18,14 @@ class Policy(abc.ABC):
       :class:`nora_ros.errors.NoraError` that says why (the arm then holds).
     - ``model_id``, ``horizon`` (actions per chunk) and ``step_period`` (seconds per action)
       describe every chunk the policy returns.
+    - ``needs_ground_truth``: the policy reads the simulator's ground truth from
+      ``Frame.extras`` (a scripted expert); the policy node then subscribes to it.
     """
 
     model_id: str = "policy"
     horizon: int = 1
     step_period: float = 0.2
+    needs_ground_truth: bool = False
 
     def reset(self, instruction: str) -> None:  # noqa: B027 - optional hook
         """Start a new trial with ``instruction`` (clears any per-trial state)."""

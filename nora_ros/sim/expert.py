@@ -142,6 +142,7 @@ class ScriptedExpertPolicy(Policy):
 
     model_id = MODEL_ID
     horizon = 1
+    needs_ground_truth = True
 
     def __init__(self, world: object | None = None, config: ExpertConfig | None = None):
         self.world = world

@@ -31,12 +31,11 @@ def _msgtype(cls) -> str:
 def test_every_recorded_topic_is_one_a_node_publishes_or_subscribes_with_that_type(monkeypatch, tmp_path):
     pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")
     pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
+    fake_rclpy.install(monkeypatch)
     from nora_ros.nodes.policy_node import PolicyNode
     from nora_ros.nodes.safety_node import SafetyNode
     from nora_ros.nodes.sim_node import SimNode
     from nora_ros.nodes.supervisor_node import SupervisorNode
-
-    fake_rclpy.install(monkeypatch)
 
     def node(name, **params):
         return fake_rclpy.Node(name, parameter_overrides=[fake_rclpy.Parameter(k, value=v) for k, v in params.items()])

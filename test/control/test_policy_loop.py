@@ -129,14 +129,6 @@ def test_leaving_running_clears_chunks(episode):
     assert not loop.scheduler.active and loop.tick(0.3).command is None
 
 
-def test_policy_from_params_builds_a_replay_policy_with_the_variant_horizon(episode):
-    from nora_ros.control.policy_loop import policy_from_params
-
-    policy = policy_from_params({"model": f"replay:{episode}", "variant": "nora-long"})
-    assert isinstance(policy, ReplayPolicy) and policy.horizon == 5
-    assert policy.model_id == f"replay:{episode.name}"
-
-
 
 class GatedPolicy(ReplayPolicy):
     """The episode's actions, but ``act`` waits for the test to let it finish, and every call is

@@ -2,8 +2,9 @@
 
 These need rclpy and the built package (``colcon build``; ``source install/setup.bash``) for
 the generated ``nora_ros.msg``; elsewhere they skip (every ROS-free part of the nodes is tested
-in test_ros_convert, test_ros_policy_loop, test_ros_safety_loop, test_ros_supervisor_inputs,
-test_ros_topic_arm, test_ros_camera_sources). Each test runs its nodes in-process on one
+in test/interface, test/control, test/trials/test_inputs.py, test/nodes/test_topic_arm.py,
+test/camera/test_sources.py, and the shells themselves against a stand-in rclpy in
+test/nodes/test_shells.py). Each test runs its nodes in-process on one
 executor, with parameters given as overrides, and talks to them from a probe node.
 """
 
@@ -38,13 +39,13 @@ try:
     _find_installed_messages()
     try:
         import nora_ros.msg  # noqa: F401
+
+        from nora_ros.nodes import common  # the shells import rclpy and the messages at the top
         MISSING = ""
     except ImportError:
         MISSING = "nora_ros messages are not built: colcon build the package and source install/setup.bash"
 except ImportError:
     MISSING = "ROS 2 (rclpy) is not installed: these node tests run on a ROS 2 machine (source its setup.bash)"
-
-from nora_ros.nodes import common  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(bool(MISSING), reason=MISSING)]
 
@@ -82,7 +83,7 @@ def _spin_until(executor, predicate, timeout=10.0):
     return False
 
 
-def _collect(probe, msg_type, topic, qos_kind=common.COMMAND):
+def _collect(probe, msg_type, topic, qos_kind="command"):
     got = []
     probe.create_subscription(msg_type, topic, got.append, common.qos(qos_kind))
     return got

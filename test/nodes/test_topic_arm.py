@@ -1,23 +1,19 @@
 """TopicArm (the safety node's arm for the sim node's standard topics) without ROS: a recording
-stand-in for the node (the ROS graph cannot exist here) and message stand-ins built from the
-real definitions; the kinematics are the real WidowX model."""
+stand-in for the node (the ROS graph cannot exist here) and the message stand-ins built from the
+real definitions (installed with test/fake_rclpy.py); the kinematics are the real WidowX model."""
 
 from __future__ import annotations
 
 import types
 
+import fake_rclpy
 import numpy as np
 import pytest
 from ros_msg_standins import MSG
 
 from nora_ros.errors import ArmError
 from nora_ros.interface import ros_convert as rc
-from nora_ros.nodes.topic_arm import TopicArm
 from nora_ros.robot.kinematics import FINGER_LOWER, FINGER_UPPER, WidowXModel
-
-MESSAGES = types.SimpleNamespace(
-    JointTrajectory=MSG["trajectory_msgs/JointTrajectory"], JointTrajectoryPoint=MSG["trajectory_msgs/JointTrajectoryPoint"],
-    Duration=MSG["builtin_interfaces/Duration"], JointState=MSG["sensor_msgs/JointState"], Float64=MSG["std_msgs/Float64"])
 
 
 class RecordingNode:
@@ -37,7 +33,8 @@ class RecordingNode:
 
 
 @pytest.fixture
-def model():
+def model(monkeypatch):
+    fake_rclpy.install(monkeypatch)  # the message classes TopicArm imports are ros_msg_standins' MSG
     return WidowXModel.from_name("wx250s")
 
 
@@ -50,7 +47,9 @@ def _joint_state(model, q, finger, stamp):
 def _arm(model, clock_value=10.0, **kw):
     node = RecordingNode()
     clock = types.SimpleNamespace(t=clock_value)
-    arm = TopicArm(node, model, clock=lambda: clock.t, messages=MESSAGES, **kw)
+    from nora_ros.nodes.topic_arm import TopicArm
+
+    arm = TopicArm(node, model, clock=lambda: clock.t, **kw)
     return node, arm, clock
 
 
