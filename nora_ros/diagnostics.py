@@ -2,7 +2,7 @@
 
 Each node keeps :class:`RateMeter` / :class:`LatencyMeter` for its streams and turns them into
 :class:`DiagnosticReport` items once a second; the node publishes them on ``/diagnostics``
-(``diagnostic_msgs/DiagnosticArray``, converted in :mod:`nora_ros.interface.ros_convert`). Levels are
+(``diagnostic_msgs/DiagnosticArray``, converted in :mod:`nora_ros.interface.convert`). Levels are
 decided here from numbers, never from status text.
 """
 

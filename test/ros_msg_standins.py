@@ -1,6 +1,6 @@
 """Stand-ins for ROS 2 message classes, built from .msg definitions, for tests without ROS.
 
-The conversions in nora_ros.interface.ros_convert take message classes as arguments; these stand-ins
+The conversions in nora_ros.interface.convert take message classes as arguments; these stand-ins
 behave like rosidl's generated Python classes where it matters for catching mistakes:
 
 - only the fields of the definition exist (``__slots__``: a misspelled field raises);

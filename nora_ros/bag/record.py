@@ -2,7 +2,7 @@
 
 :class:`TopicRecorder` turns what the runner sees (:class:`~nora_ros.runner.TickRecord`, the
 supervisor's :class:`~nora_ros.trials.supervisor.TrialStatus` events) into exactly the messages the
-sim, policy, safety and supervisor nodes would publish, converted by :mod:`nora_ros.interface.ros_convert`
+sim, policy, safety and supervisor nodes would publish, converted by :mod:`nora_ros.interface.convert`
 (the nodes' own conversions), so ``ros2 bag play`` of a simulated run drives the real nodes.
 
 Two recorders plug into the supervisor's :class:`~nora_ros.trials.supervisor.Recorder` hook, both also
@@ -78,7 +78,7 @@ class TopicRecorder:
     def status(self, event: TrialStatus) -> None:
         """A supervisor event on ``trial/status``; a new trial's instruction on ``instruction``
         (as the operator sent it), and a finished trial's result on ``trial/result``."""
-        from nora_ros.interface.ros_convert import trial_result_to_msg, trial_status_to_msg
+        from nora_ros.interface.convert import trial_result_to_msg, trial_status_to_msg
         from nora_ros.trials.supervisor import TrialState
 
         stamp = max(float(event.stamp), 0.0)
@@ -100,7 +100,7 @@ class TopicRecorder:
     def tick(self, rec: TickRecord) -> None:
         """One control tick: camera (with ground truth), joint states, chunk, cmd, cmd_safe,
         safety/status, in the order the nodes publish them, all at the tick's time."""
-        from nora_ros.interface.ros_convert import (
+        from nora_ros.interface.convert import (
             camera_info,
             chunk_to_msg,
             command_to_msg,

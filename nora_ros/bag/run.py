@@ -2,7 +2,7 @@
 trials.
 
 :class:`RecordedRun` reads the topics of :mod:`nora_ros.bag.topics` from a
-:class:`~nora_ros.bag.read.BagContents` through :mod:`nora_ros.interface.ros_convert` (the nodes' own
+:class:`~nora_ros.bag.read.BagContents` through :mod:`nora_ros.interface.convert` (the nodes' own
 conversions) and splits the run into trials (:class:`Trial`) by ``trial/status``: the policy
 only acts while a trial is RUNNING, so that is what a replay covers. A topic that is missing or
 holds bad messages becomes a problem naming it (:attr:`RecordedRun.problems`), and the rest
@@ -126,7 +126,7 @@ class RecordedRun:
         return out
 
     def _arm_state(self, msg) -> ArmState:
-        from nora_ros.interface.ros_convert import joint_positions, stamp_to_seconds
+        from nora_ros.interface.convert import joint_positions, stamp_to_seconds
         from nora_ros.robot.kinematics import finger_to_gripper
 
         q = joint_positions(msg, self.model.joint_names)
@@ -140,7 +140,7 @@ class RecordedRun:
     def frame(self, m: RecordedMessage) -> Frame:
         """The camera message ``m`` as a :class:`Frame`, with the simulator's ground truth for its
         stamp in ``extras`` when the bag has it."""
-        from nora_ros.interface.ros_convert import compressed_to_frame, image_to_frame
+        from nora_ros.interface.convert import compressed_to_frame, image_to_frame
 
         try:
             frame = (compressed_to_frame if m.msgtype.endswith("CompressedImage") else image_to_frame)(m.msg)
@@ -151,7 +151,7 @@ class RecordedRun:
 
     def frames_by_stamp(self) -> dict[int, RecordedMessage]:
         """Camera messages by header stamp (ns): chunks name the frame they came from by its stamp."""
-        from nora_ros.interface.ros_convert import stamp_to_seconds
+        from nora_ros.interface.convert import stamp_to_seconds
 
         out = {}
         for m in self.frame_messages:
@@ -214,25 +214,25 @@ class RecordedRun:
 
 
 def _truth(text: str) -> tuple[float, dict]:
-    from nora_ros.interface.ros_convert import ground_truth_from_json
+    from nora_ros.interface.convert import ground_truth_from_json
 
     return ground_truth_from_json(text)
 
 
 def _chunk(msg) -> ActionChunk:
-    from nora_ros.interface.ros_convert import chunk_from_msg
+    from nora_ros.interface.convert import chunk_from_msg
 
     return chunk_from_msg(msg)
 
 
 def _command(msg) -> EndEffectorCommand:
-    from nora_ros.interface.ros_convert import command_from_msg
+    from nora_ros.interface.convert import command_from_msg
 
     return command_from_msg(msg)
 
 
 def _status(msg) -> tuple[int, str, str]:
-    from nora_ros.interface.ros_convert import trial_state_name
+    from nora_ros.interface.convert import trial_state_name
 
     return int(msg.trial_id), trial_state_name(msg), str(msg.instruction)
 

@@ -1,12 +1,12 @@
 """Message types for rosbag2 without ROS: rosbags' typestore plus this package's own messages.
 
-Why a second kind of class: :mod:`nora_ros.interface.ros_convert` builds messages the way rosidl's
+Why a second kind of class: :mod:`nora_ros.interface.convert` builds messages the way rosidl's
 generated classes allow (``msg = cls()`` then field by field), and rosbags' message classes are
 dataclasses whose constructor needs every field. :class:`MessageClasses` makes, from the same
 typestore definitions, plain mutable classes with rosidl's defaults, so the one conversion
 module serves the nodes and the bags; :meth:`MessageClasses.serialize` turns such a message
 into CDR bytes through rosbags. Messages read from a bag are rosbags' own dataclasses: the
-readers in ``ros_convert`` only touch fields, so they read those unchanged.
+readers in ``nora_ros.interface.convert`` only touch fields, so they read those unchanged.
 
 Our messages (``msg/*.msg``) are registered at run time with rosbags'
 ``get_types_from_msg``: no ROS build is needed to read or write them.
@@ -76,7 +76,7 @@ def typestore(msg_dir: str | None = None):
 
 
 class MessageClasses:
-    """Default-constructible message classes for ``ros_convert``'s builders, by short name
+    """Default-constructible message classes for ``nora_ros.interface.convert``'s builders, by short name
     (``classes.Image``, ``classes.ActionChunk``) or full name (``classes["sensor_msgs/msg/Image"]``).
 
     Each class has the definition's fields only (``__slots__``), rosidl's defaults (zero,

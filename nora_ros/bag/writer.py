@@ -1,7 +1,7 @@
 """BagWriter: write rosbag2 (mcap by default, or sqlite3) with rosbags, no ROS needed.
 
 A thin layer over ``rosbags.rosbag2.Writer`` that takes messages built by
-:mod:`nora_ros.interface.ros_convert` (with :class:`~nora_ros.bag.types.MessageClasses`), adds each
+:mod:`nora_ros.interface.convert` (with :class:`~nora_ros.bag.types.MessageClasses`), adds each
 topic's connection on first use with the QoS the nodes offer, and stamps every message with the
 time it was published on the run's clock. rosbags' errors become :class:`BagError` naming the
 bag.

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from nora_ros.actions import ActionChunk, action_to_command
     from nora_ros.control.policy_loop import LoopConfig, PolicyLoop
     from nora_ros.control.safety_loop import SafetyLoop
-    from nora_ros.interface import ros_convert as rc
+    from nora_ros.interface import convert as rc
     from nora_ros.policy.worker import VirtualInference
     from nora_ros.robot.arm import SimArm
     from nora_ros.robot.kinematics import WidowXModel

@@ -17,8 +17,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from nora_ros.camera.sources import open_source
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
+from nora_ros.interface.convert import camera_info, frame_to_compressed, frame_to_image
 from nora_ros.interface.node_specs import CAMERA_PARAMS
-from nora_ros.interface.ros_convert import camera_info, frame_to_compressed, frame_to_image
 from nora_ros.nodes import common
 
 

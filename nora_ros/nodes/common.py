@@ -22,8 +22,8 @@ from rclpy.signals import SignalHandlerOptions
 
 from nora_ros.diagnostics import DiagnosticReport, Level
 from nora_ros.errors import ConfigurationError, NoraError
+from nora_ros.interface.convert import diagnostics_to_msg
 from nora_ros.interface.params import ParamSpec, check_values
-from nora_ros.interface.ros_convert import diagnostics_to_msg
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,7 @@ from nora_ros.control.policy_loop import LoopConfig, PolicyLoop
 from nora_ros.control.scheduler import ActionScheduler
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
 from nora_ros.errors import NoraError
-from nora_ros.interface.node_specs import policy_config, policy_params
-from nora_ros.interface.params import values_for
-from nora_ros.interface.ros_convert import (
+from nora_ros.interface.convert import (
     chunk_to_msg,
     command_to_msg,
     compressed_to_frame,
@@ -36,6 +34,8 @@ from nora_ros.interface.ros_convert import (
     image_to_frame,
     trial_state_name,
 )
+from nora_ros.interface.node_specs import policy_config, policy_params
+from nora_ros.interface.params import values_for
 from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
 from nora_ros.nodes import common
 from nora_ros.policy.factory import make_policy

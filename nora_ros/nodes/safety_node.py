@@ -22,9 +22,9 @@ from std_srvs.srv import SetBool, Trigger
 from nora_ros.control.safety_loop import SafetyLoop
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter
 from nora_ros.errors import NoraError
+from nora_ros.interface.convert import command_from_msg, command_to_msg, safety_status_to_msg, trial_state_name
 from nora_ros.interface.node_specs import safety_params
 from nora_ros.interface.params import values_for
-from nora_ros.interface.ros_convert import command_from_msg, command_to_msg, safety_status_to_msg, trial_state_name
 from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialStatus
 from nora_ros.nodes import common
 from nora_ros.nodes.topic_arm import TopicArm

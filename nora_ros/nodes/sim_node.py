@@ -27,8 +27,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from nora_ros.diagnostics import DiagnosticReport, LatencyMeter, Level, RateMeter
 from nora_ros.errors import InvalidInputError, NoraError
-from nora_ros.interface.node_specs import SIM_PARAMS
-from nora_ros.interface.ros_convert import (
+from nora_ros.interface.convert import (
     array_to_image,
     camera_info,
     ground_truth_to_json,
@@ -36,6 +35,7 @@ from nora_ros.interface.ros_convert import (
     trajectory_target,
     trial_state_name,
 )
+from nora_ros.interface.node_specs import SIM_PARAMS
 from nora_ros.msg import TrialStatus
 from nora_ros.nodes import common
 from nora_ros.sim.arm import MujocoArm

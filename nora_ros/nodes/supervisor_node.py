@@ -19,9 +19,9 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from nora_ros.diagnostics import DiagnosticReport, Level
+from nora_ros.interface.convert import trial_result_to_msg, trial_status_to_msg
 from nora_ros.interface.node_specs import supervisor_params
 from nora_ros.interface.params import values_for
-from nora_ros.interface.ros_convert import trial_result_to_msg, trial_status_to_msg
 from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialResult, TrialStatus
 from nora_ros.nodes import common
 from nora_ros.trials.inputs import SupervisorInputs

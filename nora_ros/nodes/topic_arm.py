@@ -22,7 +22,7 @@ from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from nora_ros.errors import ArmError, NoraError
-from nora_ros.interface.ros_convert import joint_positions, joint_trajectory_msg, stamp_to_seconds
+from nora_ros.interface.convert import joint_positions, joint_trajectory_msg, stamp_to_seconds
 from nora_ros.robot.arm import Arm, ArmState, _check_gripper, _check_joint_target
 from nora_ros.robot.kinematics import WidowXModel, finger_to_gripper
 

@@ -1,5 +1,5 @@
 """The recorder's topic table (nora_ros.bag.topics) is the nodes' own: names, message types, and
-what the bag's message classes make of nora_ros.interface.ros_convert's messages.
+what the bag's message classes make of nora_ros.interface.convert's messages.
 
 The node shells are built on test/fake_rclpy (no ROS here) and their publishers and
 subscriptions compared with the table, so a topic renamed in a node fails here, not in a
@@ -18,7 +18,7 @@ from ros_msg_standins import MSG  # noqa: E402
 
 from nora_ros.bag import topics as T  # noqa: E402
 from nora_ros.bag.types import MessageClasses, typestore  # noqa: E402
-from nora_ros.interface import ros_convert as rc  # noqa: E402
+from nora_ros.interface import convert as rc  # noqa: E402
 
 NAMES = {cls: full for full, cls in MSG.items()}
 
@@ -58,7 +58,7 @@ def test_every_recorded_topic_is_one_a_node_publishes_or_subscribes_with_that_ty
     assert T.joint_states_candidates("nora")[0] == "/nora/joint_states"
 
 
-def test_the_bag_message_classes_serialize_what_ros_convert_builds_and_read_it_back():
+def test_the_bag_message_classes_serialize_what_convert_builds_and_read_it_back():
     m = MessageClasses()
     store = typestore()
     from nora_ros.actions import ActionChunk, EndEffectorCommand

@@ -1,4 +1,4 @@
-"""ROS-free conversions between messages and the core's types (nora_ros.interface.ros_convert).
+"""ROS-free conversions between messages and the core's types (nora_ros.interface.convert).
 
 Message classes are the stand-ins of test/ros_msg_standins.py, built from the real .msg
 definitions with rosidl-like typed setters, so a misspelled field or a numpy value where rosidl
@@ -15,7 +15,7 @@ from ros_msg_standins import MSG
 
 from nora_ros.actions import ActionChunk, EndEffectorCommand, action_to_command
 from nora_ros.errors import InvalidInputError
-from nora_ros.interface import ros_convert as rc
+from nora_ros.interface import convert as rc
 
 Image = MSG["sensor_msgs/Image"]
 Time = MSG["builtin_interfaces/Time"]

@@ -16,7 +16,7 @@ import pytest
 from conftest import shared_data_path
 from ros_msg_standins import MSG
 
-from nora_ros.interface import ros_convert as rc
+from nora_ros.interface import convert as rc
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from ros_msg_standins import MSG
 
 from nora_ros.errors import ArmError
-from nora_ros.interface import ros_convert as rc
+from nora_ros.interface import convert as rc
 from nora_ros.robot.kinematics import FINGER_LOWER, FINGER_UPPER, WidowXModel
 
 
