@@ -11,6 +11,7 @@ import pytest
 from nora_ros.actions import bridge_state_to_pose, euler_to_matrix, make_pose
 from nora_ros.bench.kinematics import BRIDGE_LOWER, BRIDGE_STEP, BRIDGE_UPPER, MARGIN, bridge_like_joints
 from nora_ros.errors import ConfigurationError, InvalidInputError
+from nora_ros.robot.ik import fk_error
 from nora_ros.robot.kinematics import ROBOT_MODELS, WidowXModel, pose_error, rotation_log
 
 BOX_LOWER = np.array([0.1, -0.20, -0.01])  # Bridge workspace (DESIGN.md section 6)
@@ -155,11 +156,11 @@ def test_ik_keeps_the_step_and_the_margin_for_nearby_targets():
 
 
 def test_the_fk_check_agrees_with_fk(model):
-    """ik checks every answer with a float-only FK (_fk_error): it must be fk's exact equal."""
+    """ik checks every answer with a float-only FK (ik.fk_error): it must be fk's exact equal."""
     rng = np.random.default_rng(7)
     for q in random_joints(model, 500, rng):
         other = model.fk(q + rng.normal(0.0, 0.2, model.n_joints))
-        perr, rerr = model._fk_error(q.tolist(), other.tolist())
+        perr, rerr = fk_error(model, q.tolist(), other.tolist())
         ref = pose_error(model.fk(q), other)
         assert perr == pytest.approx(ref[0], abs=1e-12) and rerr == pytest.approx(ref[1], abs=1e-9)
 
