@@ -1,7 +1,7 @@
 """``python -m nora_ros.bench loop``: does the control tick keep its rate while the model thinks?
 
 Runs the real :class:`~nora_ros.runner.ControlLoop` (inference worker thread, scheduler,
-safety filter, kinematic :class:`~nora_ros.robot.arm.SimArm`) on the wall clock, with a policy that
+safety filter, kinematic :class:`~nora_ros.robot.sim_arm.SimArm`) on the wall clock, with a policy that
 takes ``--inference-ms`` per call, and prints the tick period's jitter (|actual period -
 nominal|: median, p99, max in ms), missed ticks (a tick that started a whole period late), and
 the share of ticks that held for lack of a valid action.
@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from nora_ros.clock import MonotonicClock
     from nora_ros.policy.base import Policy
     from nora_ros.policy.worker import ThreadedInference
-    from nora_ros.robot.arm import SimArm
     from nora_ros.robot.kinematics import WidowXModel
+    from nora_ros.robot.sim_arm import SimArm
     from nora_ros.runner import ControlLoop, LoopConfig
     from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
 

@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from nora_ros.control.safety_loop import SafetyLoop
     from nora_ros.interface import convert as rc
     from nora_ros.policy.worker import VirtualInference
-    from nora_ros.robot.arm import SimArm
     from nora_ros.robot.kinematics import WidowXModel
+    from nora_ros.robot.sim_arm import SimArm
     from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
 
     n = args.repeat

@@ -28,8 +28,9 @@ from nora_ros.interface.params import values_for
 from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialStatus
 from nora_ros.nodes import common
 from nora_ros.nodes.topic_arm import TopicArm
-from nora_ros.robot.arm import InterbotixArm, InterbotixArmConfig, SimArm
+from nora_ros.robot.interbotix import InterbotixArm, InterbotixArmConfig
 from nora_ros.robot.kinematics import WidowXModel
+from nora_ros.robot.sim_arm import SimArm
 from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
 
 

@@ -6,7 +6,7 @@ the arm's ``sensor_msgs/JointState`` comes in (joints by name, fingers as ``left
 metres, as the xs driver publishes them). ``read_only`` arms only observe: every command is
 dropped, so a dry run or a bag replay can never move anything.
 
-Like :class:`~nora_ros.robot.arm.InterbotixArm` it lives on a node it is given and starts no thread.
+Like :class:`~nora_ros.robot.interbotix.InterbotixArm` it lives on a node it is given and starts no thread.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from nora_ros.errors import ArmError, NoraError
 from nora_ros.interface.convert import joint_positions, joint_trajectory_msg, stamp_to_seconds
-from nora_ros.robot.arm import Arm, ArmState, _check_gripper, _check_joint_target
+from nora_ros.robot.arm import Arm, ArmState, check_gripper, check_joint_target
 from nora_ros.robot.kinematics import WidowXModel, finger_to_gripper
 
 
@@ -78,7 +78,7 @@ class TopicArm(Arm):
                         moving=moving)
 
     def command_joints(self, joints: np.ndarray, duration: float) -> None:
-        q = _check_joint_target(self.kinematics, joints, duration)
+        q = check_joint_target(self.kinematics, joints, duration)
         if self.read_only:
             return
 
@@ -90,7 +90,7 @@ class TopicArm(Arm):
         self._move_end = now + float(duration)
 
     def command_gripper(self, value: float) -> None:
-        v = _check_gripper(value)
+        v = check_gripper(value)
         if not self.read_only:
             self._gripper_pub.publish(Float64(data=v))
 

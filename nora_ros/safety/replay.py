@@ -4,7 +4,7 @@ What ``nora-ros safety-replay`` runs: an episode's actions are grouped into chun
 NORA-Long would produce them (``chunk_size`` actions per observation, ``execute_steps`` of
 them executed before the next observation), turned into per-tick commands by the real
 :class:`~nora_ros.control.scheduler.ActionScheduler`, passed through the :class:`SafetyFilter` and
-:func:`apply` to a :class:`~nora_ros.robot.arm.SimArm` stepped at 5 Hz on its own clock (no sleeping).
+:func:`apply` to a :class:`~nora_ros.robot.sim_arm.SimArm` stepped at 5 Hz on its own clock (no sleeping).
 ``use_filter=False`` replays the same without the filter, as widowx_envs would (target
 advanced even when IK fails, no limits), to show what the filter prevents.
 
@@ -29,8 +29,8 @@ from nora_ros.actions import (
 )
 from nora_ros.control.scheduler import ActionScheduler, SchedulerConfig
 from nora_ros.errors import ConfigurationError, InvalidInputError, KinematicsError
-from nora_ros.robot.arm import SimArm
 from nora_ros.robot.kinematics import WidowXModel, pose_error
+from nora_ros.robot.sim_arm import SimArm
 from nora_ros.safety.actuation import SafeArm
 from nora_ros.safety.config import SafetyConfig
 from nora_ros.safety.filter import SafetyFilter

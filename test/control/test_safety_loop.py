@@ -10,8 +10,8 @@ import pytest
 from nora_ros.actions import EndEffectorCommand, pose_to_bridge_state
 from nora_ros.control.safety_loop import Phase, SafetyLoop
 from nora_ros.errors import ConfigurationError
-from nora_ros.robot.arm import SimArm
 from nora_ros.robot.kinematics import WidowXModel
+from nora_ros.robot.sim_arm import SimArm
 from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
 
 START = (0.25, 0.0, 0.15, 0.0, 0.0, 0.0)

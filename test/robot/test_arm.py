@@ -12,15 +12,10 @@ import pytest
 from ros_msg_standins import all_specs, build_classes, parse_msg
 
 from nora_ros.errors import ArmError, ConfigurationError, InvalidInputError, KinematicsError
-from nora_ros.robot.arm import (
-    Arm,
-    InterbotixArm,
-    InterbotixArmConfig,
-    SimArm,
-    SimArmConfig,
-    interbotix_messages,
-)
+from nora_ros.robot.arm import Arm
+from nora_ros.robot.interbotix import InterbotixArm, InterbotixArmConfig, interbotix_messages
 from nora_ros.robot.kinematics import FINGER_LOWER, FINGER_UPPER, WidowXModel
+from nora_ros.robot.sim_arm import SimArm, SimArmConfig
 
 WX250S = WidowXModel.from_name("wx250s")
 TARGET = np.array([0.2, -0.3, 0.4, 0.1, 1.2, -0.2])

@@ -10,8 +10,8 @@ from scipy.spatial.transform import Rotation
 
 from nora_ros.cli import main as cli
 from nora_ros.errors import ConfigurationError
-from nora_ros.robot.arm import SimArm
 from nora_ros.robot.kinematics import WidowXModel
+from nora_ros.robot.sim_arm import SimArm
 from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
 from nora_ros.safety.replay import load_episode, replay
 
