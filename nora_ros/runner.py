@@ -175,7 +175,7 @@ def run_sim_trial(world, arm, loop: ControlLoop, supervisor, instruction: str, s
     """
     import time
 
-    from nora_ros.trials.supervisor import TrialState
+    from nora_ros.trials.state import TrialState
 
     t_wall = time.perf_counter()
     world.reset(seed=seed)
@@ -307,7 +307,8 @@ def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 
     from nora_ros.sim.arm import MujocoArm
     from nora_ros.sim.world import SimWorld
     from nora_ros.trials.results_store import ResultsStore, config_digest
-    from nora_ros.trials.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
+    from nora_ros.trials.state import RunInfo, SupervisorConfig
+    from nora_ros.trials.supervisor import TrialSupervisor
 
     loop_config = loop_config or LoopConfig()
     world = SimWorld(task=task, seed=seed)

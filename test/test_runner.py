@@ -20,7 +20,7 @@ from nora_ros.policy.worker import ThreadedInference  # noqa: E402
 from nora_ros.runner import LoopConfig, build_sim_stack, executed_path, run_sim_trial  # noqa: E402
 from nora_ros.sim.expert import ScriptedExpertPolicy  # noqa: E402
 from nora_ros.trials.results_store import load_results  # noqa: E402
-from nora_ros.trials.supervisor import TrialState  # noqa: E402
+from nora_ros.trials.state import TrialState  # noqa: E402
 
 INSTRUCTION = "put the carrot in the pot"
 

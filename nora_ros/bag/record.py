@@ -27,7 +27,7 @@ from nora_ros.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from nora_ros.runner import TickRecord
-    from nora_ros.trials.supervisor import TrialStatus
+    from nora_ros.trials.state import TrialStatus
 
 IMAGE_MODES = ("jpeg", "raw")
 FINGERS = ("left_finger", "right_finger")
@@ -79,7 +79,7 @@ class TopicRecorder:
         """A supervisor event on ``trial/status``; a new trial's instruction on ``instruction``
         (as the operator sent it), and a finished trial's result on ``trial/result``."""
         from nora_ros.interface.convert import trial_result_to_msg, trial_status_to_msg
-        from nora_ros.trials.supervisor import TrialState
+        from nora_ros.trials.state import TrialState
 
         stamp = max(float(event.stamp), 0.0)
         if event.state is TrialState.RESETTING and event.reason.startswith("new trial"):
@@ -178,7 +178,7 @@ class TrialBags:
 
     # ------------------------------------------------------------------ runner hooks
     def on_status(self, event: TrialStatus) -> None:
-        from nora_ros.trials.supervisor import TrialState
+        from nora_ros.trials.state import TrialState
 
         if event.state is TrialState.RESETTING:
             self._reset_event = event

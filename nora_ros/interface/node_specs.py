@@ -133,7 +133,7 @@ def safety_params() -> tuple[ParamSpec, ...]:
 @functools.cache
 def supervisor_params() -> tuple[ParamSpec, ...]:
     """The supervisor node's parameters (SupervisorConfig's defaults)."""
-    from nora_ros.trials.supervisor import SupervisorConfig
+    from nora_ros.trials.state import SupervisorConfig
 
     own = (
         ParamSpec("results_file", "nora_results.jsonl", "JSONL file one line per finished trial is appended to "

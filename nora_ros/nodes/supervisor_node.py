@@ -26,7 +26,8 @@ from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialResult, TrialSta
 from nora_ros.nodes import common
 from nora_ros.trials.inputs import SupervisorInputs
 from nora_ros.trials.results_store import ResultsStore, config_digest
-from nora_ros.trials.supervisor import RunInfo, SupervisorConfig, TrialSupervisor
+from nora_ros.trials.state import RunInfo, SupervisorConfig
+from nora_ros.trials.supervisor import TrialSupervisor
 
 
 class SupervisorNode:

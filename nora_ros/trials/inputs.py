@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nora_ros.errors import ConfigurationError, NoraError
-from nora_ros.trials.supervisor import TrialState, TrialSupervisor
+from nora_ros.trials.state import TrialState
+from nora_ros.trials.supervisor import TrialSupervisor
 
 _WATCHED = (TrialState.RESETTING, TrialState.RUNNING)
 """States in which the arm moves, so a silent safety node ends the trial (AWAITING_SCORE: it holds)."""

@@ -30,6 +30,9 @@ States of a trial (DESIGN.md section 5, issue 4)::
   rejected until :meth:`~TrialSupervisor.release_estop` (the node calls these from the safety
   node's status).
 
+The trial's types (states, status events, config, errors) are in :mod:`nora_ros.trials.state`,
+the record of the trial under way in :mod:`nora_ros.trials.record`.
+
 Rejected inputs raise: :class:`~nora_ros.errors.InvalidInstructionError` (bad text),
 :class:`TrialBusyError` (busy, queue off or full, or e-stop latched),
 :class:`TrialStateError` (an input that makes no sense now, e.g. a score with no trial waiting
@@ -39,207 +42,25 @@ for one). Nothing moves on a rejected input.
 from __future__ import annotations
 
 import collections
-import dataclasses
-import difflib
-import enum
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
 
-from nora_ros.errors import ConfigurationError, InvalidInputError, NoraError
-from nora_ros.trials.instruction import MAX_INSTRUCTION_CHARS, validate_instruction
-from nora_ros.trials.results_store import ResultsStore, TrialResult
+from nora_ros.errors import InvalidInputError
+from nora_ros.trials.instruction import validate_instruction
+from nora_ros.trials.record import ActiveTrial, QueuedInstruction, clean_label, fraction_text
+from nora_ros.trials.results_store import ResultsStore
 from nora_ros.trials.score import Score, ScoreKind, parse_score
-
-
-class TrialStateError(NoraError, RuntimeError):
-    """An input that the current trial state does not accept (the message says which state)."""
-
-
-class TrialBusyError(TrialStateError):
-    """A new instruction was refused: a trial is active (and queueing is off or full), or the
-    e-stop is latched."""
-
-
-class ResultWriteError(NoraError, RuntimeError):
-    """A finished trial could not be written to the results store (disk full, permissions)."""
-
-
-class TrialState(str, enum.Enum):
-    """Where the current (or last) trial is."""
-
-    IDLE = "IDLE"
-    RESETTING = "RESETTING"
-    RUNNING = "RUNNING"
-    AWAITING_SCORE = "AWAITING_SCORE"
-    DONE = "DONE"
-    ABORTED = "ABORTED"
-
-
-ACTIVE_STATES = frozenset({TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE})
-"""States in which a trial is under way (a new instruction is busy-handled)."""
-
-ON_BUSY = ("reject", "queue")
-
-
-@dataclass(frozen=True)
-class TrialStatus:
-    """One status event: the state the supervisor is in after an input, and why.
-
-    ``trial_id`` is 0 before the first trial. ``reason`` is human-readable ("arm at start
-    pose", "step limit 200 reached", "e-stop"). ``stamp`` is the ``now`` of the input that
-    caused it. ``steps`` counts policy steps of the trial so far; ``queued`` is the number of
-    instructions waiting. ``start_pose`` is :attr:`SupervisorConfig.start_pose` (empty = home),
-    where the arm side moves the arm in RESETTING. ``result`` is set on the DONE/ABORTED event
-    that ends a trial.
-    """
-
-    trial_id: int
-    instruction: str
-    state: TrialState
-    reason: str
-    stamp: float
-    task: str = ""
-    steps: int = 0
-    queued: int = 0
-    start_pose: tuple[float, ...] = ()
-    result: TrialResult | None = None
-
-
-@dataclass(frozen=True)
-class SupervisorConfig:
-    """How trials are run.
-
-    ``max_steps``: policy steps before the trial stops for scoring (the NORA reference WidowX
-    loop runs 200 steps). ``time_limit_s``: seconds of RUNNING before it stops for scoring
-    (200 steps at 5 Hz take 40 s; the rest is headroom for inference). ``reset_timeout_s``:
-    seconds to reach the start pose before the trial aborts. ``on_busy``: what a new
-    instruction does while a trial is active, ``"reject"`` or ``"queue"``; ``max_queue``:
-    instructions that may wait. ``max_instruction_chars``: longest instruction accepted.
-    ``start_pose``: where the arm goes while RESETTING, a Bridge state ``[x, y, z, roll, pitch,
-    yaw]`` of the end effector in the base frame (m, rad; zero angles = gripper pointing down),
-    or empty for the arm's home pose; every :class:`TrialStatus` carries it for the arm side.
-    """
-
-    max_steps: int = 200
-    time_limit_s: float = 120.0
-    reset_timeout_s: float = 30.0
-    on_busy: str = "reject"
-    max_queue: int = 10
-    max_instruction_chars: int = MAX_INSTRUCTION_CHARS
-    start_pose: tuple[float, ...] = ()
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ConfigurationError(f"max_steps must be an integer >= 1 (e.g. 200), got {self.max_steps!r}")
-        for name in ("time_limit_s", "reset_timeout_s"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-                raise ConfigurationError(f"{name} must be a positive number of seconds, got {v!r}")
-        if self.on_busy not in ON_BUSY:
-            raise ConfigurationError(f"on_busy must be one of {ON_BUSY}, got {self.on_busy!r}")
-        if isinstance(self.max_queue, bool) or not isinstance(self.max_queue, int) or self.max_queue < 1:
-            raise ConfigurationError(f"max_queue must be an integer >= 1, got {self.max_queue!r}")
-        if not isinstance(self.max_instruction_chars, int) or not 1 <= self.max_instruction_chars <= 4096:
-            raise ConfigurationError(
-                f"max_instruction_chars must be an integer in [1, 4096] (default {MAX_INSTRUCTION_CHARS}), "
-                f"got {self.max_instruction_chars!r}"
-            )
-        try:
-            pose = tuple(float(v) for v in self.start_pose)
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(
-                f"start_pose must be 6 numbers [x, y, z, roll, pitch, yaw] or empty: {exc}"
-            ) from exc
-        if pose and (len(pose) != 6 or not all(math.isfinite(v) for v in pose)):
-            raise ConfigurationError(
-                "start_pose must be 6 finite numbers [x, y, z, roll, pitch, yaw] (m, rad), or empty for the home "
-                f"pose; got {list(self.start_pose)}"
-            )
-        object.__setattr__(self, "start_pose", pose)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> SupervisorConfig:
-        """A config from a dict (YAML, ROS parameters); unknown keys are errors with a hint."""
-        data = dict(data or {})
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in data if k not in names]
-        if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-            raise ConfigurationError(f"unknown supervisor parameter(s) {', '.join(hints)}; known: {', '.join(names)}")
-        return cls(**data)
-
-    def to_mapping(self) -> dict[str, Any]:
-        """Plain values (a list for ``start_pose``), e.g. for YAML, ROS parameters or a config digest."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What is being evaluated; stored with every trial so tables can compare models.
-
-    ``model_id`` is the column of the results table (e.g. ``"nora"``, ``"nora-long"``);
-    ``checkpoint`` the path or hub id of the weights; ``config_digest`` from
-    :func:`nora_ros.trials.results_store.config_digest` of the run's configuration.
-    """
-
-    model_id: str = ""
-    checkpoint: str = ""
-    config_digest: str = ""
-
-    def __post_init__(self) -> None:
-        for name in ("model_id", "checkpoint", "config_digest"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigurationError(f"{name} must be text, got {type(getattr(self, name)).__name__}")
-
-
-@runtime_checkable
-class Recorder(Protocol):
-    """Records one trial (e.g. a rosbag2 recording of the trial's topics).
-
-    Contract: :meth:`start` is called when a trial enters RUNNING and returns the path the
-    recording is written to (stored in the trial's result), or ``None``; :meth:`stop` is called
-    once when that trial leaves RUNNING (for scoring or abort). Both return quickly. An error
-    from :meth:`start` aborts the trial (an evaluation that should be recorded is not run
-    unrecorded); an error from :meth:`stop` is reported in the result.
-    """
-
-    def start(self, trial_id: int, instruction: str) -> str | None: ...
-
-    def stop(self) -> None: ...
-
-
-Listener = Callable[[TrialStatus], None]
-
-
-@dataclass
-class _Trial:
-    """Mutable bookkeeping of the active trial (never leaves this module)."""
-
-    trial_id: int
-    instruction: str
-    task: str
-    category: str
-    created: float
-    running_since: float | None = None
-    ended_running: float | None = None
-    steps: int = 0
-    safety_events: list[str] = field(default_factory=list)
-    interventions: list[str] = field(default_factory=list)
-    recording: str | None = None
-    recording_active: bool = False
-    recording_error: str = ""
-
-
-@dataclass(frozen=True)
-class _Queued:
-    instruction: str
-    task: str
-    category: str
+from nora_ros.trials.state import (
+    ACTIVE_STATES,
+    Listener,
+    Recorder,
+    ResultWriteError,
+    RunInfo,
+    SupervisorConfig,
+    TrialBusyError,
+    TrialState,
+    TrialStateError,
+    TrialStatus,
+)
 
 
 class TrialSupervisor:
@@ -258,11 +79,11 @@ class TrialSupervisor:
         self.recorder = recorder
         self._listeners: list[Listener] = []
         self._state = TrialState.IDLE
-        self._trial: _Trial | None = None
+        self._trial: ActiveTrial | None = None
         self._last_trial_id = 0
         self._last_instruction = ""
         self._last_task = ""
-        self._queue: collections.deque[_Queued] = collections.deque()
+        self._queue: collections.deque[QueuedInstruction] = collections.deque()
         self._estopped = False
         self._now: float | None = None
         self._next_local_id = 1
@@ -324,8 +145,8 @@ class TrialSupervisor:
         """
         self._clock(now)
         instruction = validate_instruction(text, self.config.max_instruction_chars)
-        task_name = instruction if task is None else _clean_label(task, "task")
-        category = _clean_label(category, "category", allow_empty=True)
+        task_name = instruction if task is None else clean_label(task, "task")
+        category = clean_label(category, "category", allow_empty=True)
         if self._estopped:
             raise TrialBusyError("e-stop is latched: release it before starting a trial")
         if self._state in ACTIVE_STATES:
@@ -335,9 +156,9 @@ class TrialSupervisor:
                 )
             if len(self._queue) >= self.config.max_queue:
                 raise TrialBusyError(f"instruction queue is full ({self.config.max_queue} waiting)")
-            self._queue.append(_Queued(instruction, task_name, category))
+            self._queue.append(QueuedInstruction(instruction, task_name, category))
             return self._emit([self._status(f"queued {instruction!r} ({len(self._queue)} waiting)", now)])
-        return self._emit(self._start_trial(_Queued(instruction, task_name, category), now))
+        return self._emit(self._start_trial(QueuedInstruction(instruction, task_name, category), now))
 
     def arm_at_start(self, now: float) -> list[TrialStatus]:
         """The arm side reports the start pose reached with the gripper open: the policy runs.
@@ -459,25 +280,25 @@ class TrialSupervisor:
         """Record a safety event (a limit acted, a command was held) in the active trial's result."""
         self._clock(now)
         if self._trial is not None and self._state in ACTIVE_STATES:
-            self._trial.safety_events.append(f"{_elapsed(self._trial, now)} {text}")
+            self._trial.safety_events.append(f"{self._trial.elapsed(now)} {text}")
         return []
 
     def intervention(self, text: str, now: float) -> list[TrialStatus]:
         """Record an operator intervention (object nudged, arm guided) in the active trial's result."""
         self._clock(now)
         if self._trial is not None and self._state in ACTIVE_STATES:
-            self._trial.interventions.append(f"{_elapsed(self._trial, now)} {text}")
+            self._trial.interventions.append(f"{self._trial.elapsed(now)} {text}")
         return []
 
     # ----------------------------------------------------------------- transitions
 
-    def _start_trial(self, q: _Queued, now: float) -> list[TrialStatus]:
+    def _start_trial(self, q: QueuedInstruction, now: float) -> list[TrialStatus]:
         if self.store is not None:
             tid = self.store.allocate_trial_id()
         else:
             tid = max(self._next_local_id, self._last_trial_id + 1)
             self._next_local_id = tid + 1
-        self._trial = _Trial(tid, q.instruction, q.task, q.category, created=now)
+        self._trial = ActiveTrial(tid, q.instruction, q.task, q.category, created=now)
         self._state = TrialState.RESETTING
         return [self._status("new trial: move to the start pose, open the gripper", now)]
 
@@ -485,7 +306,7 @@ class TrialSupervisor:
         trial = self._trial
         assert trial is not None
         trial.ended_running = now
-        self._stop_recording()
+        trial.stop_recording(self.recorder)
         self._state = TrialState.AWAITING_SCORE
         return [self._status(reason, now)]
 
@@ -510,14 +331,14 @@ class TrialSupervisor:
         assert trial is not None
         if trial.running_since is not None and trial.ended_running is None:
             trial.ended_running = now
-        self._stop_recording()
+        trial.stop_recording(self.recorder)
         if score is None:
             score = Score(ScoreKind.ABORT, note=reason, source="supervisor")
         dropped = self._clear_queue()
         return self._end(TrialState.ABORTED, score, reason + dropped, now)
 
     def _finish(self, score: Score, now: float) -> list[TrialStatus]:
-        events = self._end(TrialState.DONE, score, f"scored {score.kind.value}" + _fraction_text(score), now)
+        events = self._end(TrialState.DONE, score, f"scored {score.kind.value}" + fraction_text(score), now)
         if self._queue and not self._estopped:
             events += self._start_trial(self._queue.popleft(), now)
         return events
@@ -525,30 +346,7 @@ class TrialSupervisor:
     def _end(self, state: TrialState, score: Score, reason: str, now: float) -> list[TrialStatus]:
         trial = self._trial
         assert trial is not None
-        duration = 0.0
-        if trial.running_since is not None:
-            duration = (trial.ended_running if trial.ended_running is not None else now) - trial.running_since
-        extra = {"recording_error": trial.recording_error} if trial.recording_error else {}
-        result = TrialResult(
-            trial_id=trial.trial_id,
-            task=trial.task,
-            instruction=trial.instruction,
-            score=score,
-            start_time=trial.created,
-            end_time=now,
-            steps=trial.steps,
-            duration_s=duration,
-            model_id=self.run_info.model_id,
-            checkpoint=self.run_info.checkpoint,
-            config_digest=self.run_info.config_digest,
-            category=trial.category,
-            end_state=state.value,
-            reason=reason,
-            safety_events=tuple(trial.safety_events),
-            interventions=tuple(trial.interventions),
-            recording=trial.recording,
-            extra=extra,
-        )
+        result = trial.result(state, score, reason, now, self.run_info)
         self._state = state
         self._trial = None
         self._last_trial_id = trial.trial_id
@@ -580,16 +378,6 @@ class TrialSupervisor:
             )
             self._pending_error.__cause__ = write_error
         return [status]
-
-    def _stop_recording(self) -> None:
-        trial = self._trial
-        if trial is None or not trial.recording_active or self.recorder is None:
-            return
-        trial.recording_active = False
-        try:
-            self.recorder.stop()
-        except Exception as exc:  # reported in the result, never hides the trial's end
-            trial.recording_error = f"recorder failed to stop: {exc}"
 
     def _clear_queue(self) -> str:
         n = len(self._queue)
@@ -629,25 +417,3 @@ class TrialSupervisor:
                 f"clock went backwards from {self._now} to {now}: drive the supervisor with one steady clock"
             )
         self._now = float(now)
-
-
-def _elapsed(trial: _Trial, now: float) -> str:
-    return f"[t+{now - trial.created:.2f}s step {trial.steps}]"
-
-
-def _fraction_text(score: Score) -> str:
-    return f" {score.fraction:g}" if score.kind is ScoreKind.PARTIAL else ""
-
-
-def _clean_label(text: str, what: str, allow_empty: bool = False) -> str:
-    if not isinstance(text, str):
-        raise InvalidInputError(f"{what} must be text, got {type(text).__name__}")
-    text = text.strip()
-    if not text:
-        if allow_empty:
-            return ""
-        raise InvalidInputError(f"{what} is empty")
-    try:
-        return validate_instruction(text)
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{what} rejected: {exc}") from exc

@@ -10,7 +10,8 @@ import pytest
 
 from nora_ros.trials.inputs import SupervisorInputs
 from nora_ros.trials.results_store import ResultsStore
-from nora_ros.trials.supervisor import RunInfo, SupervisorConfig, TrialState, TrialSupervisor
+from nora_ros.trials.state import RunInfo, SupervisorConfig, TrialState
+from nora_ros.trials.supervisor import TrialSupervisor
 
 
 @pytest.fixture

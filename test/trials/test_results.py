@@ -21,7 +21,8 @@ from nora_ros.errors import InvalidInputError
 from nora_ros.trials.results_store import SCHEMA_VERSION, ResultsStore, TrialResult, config_digest, load_results
 from nora_ros.trials.results_table import build_table, format_table, wilson_interval
 from nora_ros.trials.score import Score, ScoreKind
-from nora_ros.trials.supervisor import RunInfo, TrialSupervisor
+from nora_ros.trials.state import RunInfo
+from nora_ros.trials.supervisor import TrialSupervisor
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
@@ -156,7 +157,8 @@ CHILD = textwrap.dedent(
     """
     import sys
     from nora_ros.trials.results_store import ResultsStore
-    from nora_ros.trials.supervisor import RunInfo, TrialSupervisor
+    from nora_ros.trials.state import RunInfo
+    from nora_ros.trials.supervisor import TrialSupervisor
 
     sup = TrialSupervisor(run_info=RunInfo("nora"), store=ResultsStore(sys.argv[1]))
     t = 1.0

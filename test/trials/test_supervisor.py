@@ -11,7 +11,7 @@ import pytest
 from nora_ros.errors import ConfigurationError, InvalidInputError, InvalidInstructionError
 from nora_ros.trials.results_store import ResultsStore, load_results
 from nora_ros.trials.score import Score, ScoreKind, parse_score
-from nora_ros.trials.supervisor import (
+from nora_ros.trials.state import (
     ResultWriteError,
     RunInfo,
     SupervisorConfig,
@@ -19,8 +19,8 @@ from nora_ros.trials.supervisor import (
     TrialState,
     TrialStateError,
     TrialStatus,
-    TrialSupervisor,
 )
+from nora_ros.trials.supervisor import TrialSupervisor
 
 S = TrialState
 T0 = 1_700_000_000.0
