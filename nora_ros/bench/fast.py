@@ -49,7 +49,9 @@ def _stat(samples: list[float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nora_ros.policy.fast.tokenizer import FAST_PLUS_VOCAB_SIZE, FastConstraint, FastTokenizer
+    from nora_ros.policy.fast.codec import FAST_PLUS_VOCAB_SIZE
+    from nora_ros.policy.fast.constraint import FastConstraint
+    from nora_ros.policy.fast.tokenizer import FastTokenizer
 
     c1, source1 = _chunks(1)
     c5, source5 = _chunks(5)

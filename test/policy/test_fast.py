@@ -17,7 +17,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from nora_ros.actions import NormStats
 from nora_ros.errors import ConfigurationError, FastDecodeError, InvalidInputError
-from nora_ros.policy.fast.tokenizer import FastConstraint, FastState, FastTokenizer, coefficient_bounds
+from nora_ros.policy.fast.codec import coefficient_bounds
+from nora_ros.policy.fast.constraint import FastConstraint, FastState
+from nora_ros.policy.fast.tokenizer import FastTokenizer
 
 ROUNDING_BOUND = 0.05
 """Half a rounding step at scale 10, in normalized units: the most rounding moves a coefficient."""

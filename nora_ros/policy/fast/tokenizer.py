@@ -1,10 +1,9 @@
-"""FAST+ action tokenizer, native: DCT with scipy, byte-level BPE with ``tokenizers``.
+"""FAST+ action tokenizer, native: the byte-level BPE table (``tokenizers``) over the DCT
+characters of :mod:`nora_ros.policy.fast.codec`.
 
-NORA spells an action chunk as FAST+ tokens (DESIGN.md section 6). Encoding a normalized chunk
-``(T, D)``: orthonormal DCT-II along time per dimension, times ``scale``, rounded half to even,
-flattened frequency-major (every dimension's frequency 0, then frequency 1, ...), minus
-``min_token``, each integer to one character ``chr(v)``, then byte-level BPE. Decoding runs the
-same steps backwards.
+NORA spells an action chunk as FAST+ tokens (DESIGN.md section 6): a normalized chunk ``(T, D)``
+becomes one character per quantized DCT coefficient (the codec), and those characters become
+BPE ids (here). Decoding runs the same steps backwards.
 
 Why native instead of ``AutoProcessor.from_pretrained("physical-intelligence/fast",
 trust_remote_code=True)``: remote code is not allowed here, and the reference returns zeros on
@@ -21,39 +20,29 @@ Here every way a sequence can be malformed raises :class:`FastDecodeError` with 
               produce (``|c_k| <= ||w_k||_1``, ``w_k`` the k-th DCT basis vector, plus half a
               rounding step): decoding it would command a motion beyond the statistics' range.
 
-:class:`FastConstraint` is the length-aware decoding support: given the tokens generated so
-far, which tokens keep the sequence decodable to exactly ``T * D`` in-range coefficients.
+:class:`~nora_ros.policy.fast.constraint.FastConstraint` is the length-aware decoding support.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import pathlib
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 import numpy as np
-from scipy.fft import dct, idct
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from nora_ros.errors import ConfigurationError, FastDecodeError, InvalidInputError
-
-FAST_PLUS_SCALE = 10.0
-"""DCT coefficient scale of the FAST+ universal tokenizer (one rounding step is 0.1)."""
-
-FAST_PLUS_MIN_TOKEN = -354
-"""Smallest scaled coefficient of the FAST+ universal tokenizer (character 0)."""
-
-FAST_PLUS_VOCAB_SIZE = 2048
-"""BPE vocabulary size of the FAST+ universal tokenizer (NORA's 2048 action tokens)."""
-
-ACTION_BOUND = 1.0
-"""Normalized actions lie in ``[-ACTION_BOUND, ACTION_BOUND]`` (NORA's model space)."""
-
-DEFAULT_ACTION_DIM = 7
-"""Bridge actions: ``[dx, dy, dz, droll, dpitch, dyaw, gripper]``."""
+from nora_ros.policy.fast.codec import (
+    DEFAULT_ACTION_DIM,
+    FAST_PLUS_MIN_TOKEN,
+    FAST_PLUS_SCALE,
+    FAST_PLUS_VOCAB_SIZE,
+    check_shape,
+    chunk_text,
+    codes_to_chunk,
+)
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "processor_config.json"
@@ -89,21 +78,6 @@ def _token_to_bytes(token: str) -> bytes:
         return token.encode("utf-8")
 
 
-@functools.lru_cache(maxsize=64)
-def coefficient_bounds(horizon: int, action_dim: int, scale: float) -> np.ndarray:
-    """Largest ``|scaled coefficient|`` a ``(horizon, action_dim)`` chunk in ``[-1, 1]`` can have.
-
-    Returned per flattened (frequency-major) position, as integers. Coefficient ``k`` is
-    ``w_k . x`` with ``w_k`` the orthonormal DCT basis vector, so over ``x`` in ``[-1, 1]^T``
-    its largest magnitude is ``||w_k||_1`` (attained at ``x = sign(w_k)``); rounding adds at
-    most half a step, which ``floor(. + 0.5)`` covers.
-    """
-    basis = dct(np.eye(horizon), axis=0, norm="ortho")  # basis[k, t] = w_k[t]
-    l1 = np.abs(basis).sum(axis=1) * ACTION_BOUND * scale
-    per_freq = np.floor(l1 + 0.5 + 1e-9).astype(np.int64)
-    out = np.repeat(per_freq, action_dim)
-    out.setflags(write=False)
-    return out
 
 
 class FastTokenizer:
@@ -162,7 +136,6 @@ class FastTokenizer:
                 "max_token - min_token must stay below 55296"
             )
         self._check_round_trip()
-        self._tables: _PrefixTables | None = None
 
     # ------------------------------------------------------------------ construction
 
@@ -254,7 +227,7 @@ class FastTokenizer:
             max_token = -int(min_token)
         if vocab_size < 256:
             raise ConfigurationError(f"vocab_size must be at least 256 (the byte alphabet), got {vocab_size}")
-        texts = [_chunk_text(c, scale, min_token, max_token, where=f"chunk {i}") for i, c in enumerate(chunks)]
+        texts = [chunk_text(c, scale, min_token, max_token, where=f"chunk {i}") for i, c in enumerate(chunks)]
         if not texts:
             raise InvalidInputError("FastTokenizer.fit needs at least one action chunk")
         tok = Tokenizer(models.BPE())
@@ -333,7 +306,7 @@ class FastTokenizer:
         Raises :class:`InvalidInputError` for a wrong shape, non-finite values or values outside
         ``[-1, 1]`` (clip after normalizing, and report it): nothing is clipped here.
         """
-        text = _chunk_text(actions, self._scale, self._min_token, self._max_token, where="actions")
+        text = chunk_text(actions, self._scale, self._min_token, self._max_token, where="actions")
         return list(self._tok.encode(text).ids)
 
     def decode(self, ids: Sequence[int] | np.ndarray, horizon: int, action_dim: int = DEFAULT_ACTION_DIM) -> np.ndarray:
@@ -342,7 +315,7 @@ class FastTokenizer:
         Raises :class:`FastDecodeError` (reason ``empty``, ``token``, ``utf8``, ``alphabet``,
         ``length`` or ``range``); never returns zeros or drops anything.
         """
-        n = _check_shape(horizon, action_dim)
+        check_shape(horizon, action_dim)
         arr = np.asarray(ids)
         if arr.size == 0:
             raise FastDecodeError("empty", "no action tokens were generated")
@@ -363,228 +336,4 @@ class FastTokenizer:
                 "utf8", f"the tokens' bytes do not form whole UTF-8 characters at byte {exc.start} of {len(data)} ({where})"
             ) from exc
         codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
-        outside = np.flatnonzero(codes >= self.alphabet_size)
-        if outside.size:
-            i = int(outside[0])
-            raise FastDecodeError(
-                "alphabet",
-                f"character {i} is U+{int(codes[i]):04X}, outside the FAST alphabet 0..{self.alphabet_size - 1} "
-                f"(coefficients {self._min_token}..{self._max_token})",
-            )
-        if codes.size != n:
-            raise FastDecodeError(
-                "length",
-                f"expected {n} coefficients ({horizon} steps x {action_dim} dims), got {codes.size}",
-            )
-        coef = codes + self._min_token
-        bound = coefficient_bounds(horizon, action_dim, self._scale)
-        over = np.flatnonzero(np.abs(coef) > bound)
-        if over.size:
-            i = int(over[0])
-            raise FastDecodeError(
-                "range",
-                f"coefficient {int(coef[i]) / self._scale:g} (frequency {i // action_dim}, dim {i % action_dim}) "
-                f"exceeds {int(bound[i]) / self._scale:g}, the most a chunk in [-1, 1] can produce",
-            )
-        return idct(coef.reshape(horizon, action_dim) / self._scale, axis=0, norm="ortho")
-
-    # ------------------------------------------------------------------ constraint support
-
-    def _prefix_tables(self) -> _PrefixTables:
-        if self._tables is None:
-            self._tables = _PrefixTables(self)
-        return self._tables
-
-
-def _check_shape(horizon: int, action_dim: int) -> int:
-    for name, v in (("horizon", horizon), ("action_dim", action_dim)):
-        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
-            raise InvalidInputError(f"{name} must be a positive integer, got {v!r}")
-    return int(horizon) * int(action_dim)
-
-
-def _chunk_text(actions: np.ndarray, scale: float, min_token: int, max_token: int, where: str) -> str:
-    """The FAST character string of one normalized chunk (validated, never clipped)."""
-    a = np.asarray(actions, dtype=np.float64)
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise InvalidInputError(f"{where}: an action chunk is (T, D) with T, D >= 1, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        t, d = np.argwhere(~np.isfinite(a))[0]
-        raise InvalidInputError(f"{where}: non-finite value at step {t}, dim {d}")
-    if np.any(np.abs(a) > ACTION_BOUND):
-        t, d = np.argwhere(np.abs(a) > ACTION_BOUND)[0]
-        raise InvalidInputError(
-            f"{where}: value {a[t, d]:.4g} at step {t}, dim {d} is outside the normalized range [-1, 1]; "
-            "normalize with NormStats and clip (reporting it) before encoding"
-        )
-    coef = np.around(dct(a, axis=0, norm="ortho") * scale).astype(np.int64).reshape(-1)
-    if coef.min() < min_token or coef.max() > max_token:
-        raise InvalidInputError(
-            f"{where}: scaled DCT coefficients span {coef.min()}..{coef.max()}, outside the table's "
-            f"{min_token}..{max_token}"
-        )
-    return "".join(map(chr, (coef - min_token).tolist()))
-
-
-# --------------------------------------------------------------------------- constrained decoding
-
-
-class FastState(NamedTuple):
-    """Where a partial FAST sequence stands: complete characters so far, and the bytes of a
-    character begun but not finished (empty when none)."""
-
-    count: int
-    pending: bytes
-
-
-class _PrefixTables:
-    """Per-tokenizer tables shared by every :class:`FastConstraint`: for each possible pending
-    partial character ``p`` and each token, what appending the token's bytes yields.
-
-    ``ok[p, t]``: the bytes parse (whole alphabet characters, then a proper prefix of one);
-    ``nchar[p, t]``: characters completed; ``newp[p, t]``: index of the new pending prefix;
-    ``codes[p, t, j]``: the j-th completed character. Computed once per tokenizer (a few
-    hundred milliseconds for 2048 tokens) so that each constraint step is array work only.
-    """
-
-    def __init__(self, fast: FastTokenizer) -> None:
-        alphabet = fast.alphabet_size
-        # Every proper prefix of an alphabet character's UTF-8 bytes, with the code-point
-        # interval of its completions (UTF-8 preserves order, so it is contiguous).
-        spans: dict[bytes, list[int]] = {b"": [0, alphabet - 1]}
-        for v in range(128, alphabet):
-            enc = chr(v).encode("utf-8")
-            for k in range(1, len(enc)):
-                span = spans.setdefault(enc[:k], [v, v])
-                span[0], span[1] = min(span[0], v), max(span[1], v)
-        self.prefixes: list[bytes] = list(spans)
-        self.index: dict[bytes, int] = {p: i for i, p in enumerate(self.prefixes)}
-        self.cmin = np.array([spans[p][0] for p in self.prefixes], dtype=np.int64)
-        self.cmax = np.array([spans[p][1] for p in self.prefixes], dtype=np.int64)
-        n_p, n_t = len(self.prefixes), fast.vocab_size
-        # A token that spells no byte would let a walk stall forever: never allowed.
-        parsed = [
-            [self._parse(p + fast.token_bytes(t), alphabet) if fast.token_bytes(t) else None for t in range(n_t)]
-            for p in self.prefixes
-        ]
-        width = max(1, max((len(c) for row in parsed for c, _ in filter(None, row)), default=1))
-        self.width = width
-        self.ok = np.zeros((n_p, n_t), dtype=bool)
-        self.nchar = np.zeros((n_p, n_t), dtype=np.int64)
-        self.newp = np.zeros((n_p, n_t), dtype=np.int64)
-        self.codes = np.zeros((n_p, n_t, width), dtype=np.int64)
-        self.valid_j = np.zeros((n_p, n_t, width), dtype=bool)
-        for pi, row in enumerate(parsed):
-            for t, res in enumerate(row):
-                if res is None:
-                    continue
-                chars, newp = res
-                self.ok[pi, t] = True
-                self.nchar[pi, t] = len(chars)
-                self.newp[pi, t] = newp
-                self.codes[pi, t, : len(chars)] = chars
-                self.valid_j[pi, t, : len(chars)] = True
-
-    def _parse(self, data: bytes, alphabet: int) -> tuple[list[int], int] | None:
-        """Split ``data`` into whole characters and a trailing pending prefix, or None if it
-        cannot be the start of a well-formed FAST string."""
-        for k in range(min(3, len(data)) + 1):
-            tail = data[len(data) - k :] if k else b""
-            pi = self.index.get(tail)
-            if pi is None:
-                continue
-            try:
-                head = data[: len(data) - k].decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            chars = [ord(c) for c in head]
-            if any(c >= alphabet for c in chars):
-                return None
-            return chars, pi
-        return None
-
-
-class FastConstraint:
-    """Which tokens keep a partial FAST sequence decodable to exactly ``horizon * action_dim``
-    in-range coefficients.
-
-    Use: ``s = c.start()``; at each generation step take :meth:`allowed` (a boolean mask over
-    the FAST vocabulary), pick a token, ``s = c.advance(s, token)``; when :meth:`done` is true
-    only end-of-sequence may follow (the mask is then all false). A sequence built this way
-    always decodes (no ``utf8``, ``alphabet``, ``length`` or ``range`` error), and some token
-    is always allowed until done: the table holds every single byte, and the value 0 is in
-    range at every position. Masks are cached per state ``(count, pending)``; the state space
-    is small (``n + 1`` counts times a few dozen pending prefixes).
-    """
-
-    def __init__(self, tokenizer: FastTokenizer, horizon: int, action_dim: int = DEFAULT_ACTION_DIM) -> None:
-        self.n = _check_shape(horizon, action_dim)
-        self.horizon = int(horizon)
-        self.action_dim = int(action_dim)
-        self.tokenizer = tokenizer
-        self._t = tokenizer._prefix_tables()
-        bound = coefficient_bounds(self.horizon, self.action_dim, tokenizer.scale)
-        lo = np.maximum(0, -bound - tokenizer.min_token)
-        hi = np.minimum(tokenizer.alphabet_size - 1, bound - tokenizer.min_token)
-        # Positions at or beyond n accept nothing (lo > hi), so slices never run off the end.
-        pad = self._t.width + 1
-        self._lo = np.concatenate([lo, np.ones(pad, dtype=np.int64)])
-        self._hi = np.concatenate([hi, np.zeros(pad, dtype=np.int64)])
-        self._masks: dict[tuple[int, int], np.ndarray] = {}
-
-    @property
-    def max_tokens(self) -> int:
-        """An upper bound on the tokens any allowed sequence takes (each token adds a byte)."""
-        return self.n * max(len(chr(self.tokenizer.alphabet_size - 1).encode("utf-8")), 1)
-
-    def start(self) -> FastState:
-        return FastState(0, b"")
-
-    def _key(self, state: FastState) -> tuple[int, int]:
-        pi = self._t.index.get(state.pending)
-        if pi is None or not 0 <= state.count <= self.n:
-            raise InvalidInputError(f"not a FAST constraint state: {state!r}")
-        return state.count, pi
-
-    def allowed(self, state: FastState) -> np.ndarray:
-        """Read-only boolean mask over the vocabulary: tokens allowed next in ``state``."""
-        key = self._key(state)
-        mask = self._masks.get(key)
-        if mask is None:
-            mask = self._compute(*key)
-            self._masks[key] = mask
-        return mask
-
-    def _compute(self, count: int, pi: int) -> np.ndarray:
-        t = self._t
-        nchar = t.nchar[pi]
-        ok = t.ok[pi] & (count + nchar <= self.n)
-        lo = self._lo[count : count + t.width]
-        hi = self._hi[count : count + t.width]
-        codes = t.codes[pi]
-        in_range = (codes >= lo) & (codes <= hi)
-        ok &= np.all(in_range | ~t.valid_j[pi], axis=1)
-        # A trailing partial character needs a completion that is in range where it will land.
-        newp = t.newp[pi]
-        pos = np.minimum(count + nchar, self.n + t.width)
-        partial = newp != 0
-        completes = (t.cmin[newp] <= self._hi[pos]) & (t.cmax[newp] >= self._lo[pos])
-        ok &= ~partial | completes
-        ok.setflags(write=False)
-        return ok
-
-    def advance(self, state: FastState, token_id: int) -> FastState:
-        """The state after appending ``token_id``; raises :class:`FastDecodeError` (reason
-        ``constraint``) if the token is not allowed in ``state``."""
-        count, pi = self._key(state)
-        mask = self.allowed(state)
-        tid = int(token_id)
-        if not 0 <= tid < mask.size or not mask[tid]:
-            raise FastDecodeError(
-                "constraint", f"token {tid} is not allowed after {count} of {self.n} coefficients"
-            )
-        return FastState(count + int(self._t.nchar[pi, tid]), self._t.prefixes[self._t.newp[pi, tid]])
-
-    def done(self, state: FastState) -> bool:
-        """Exactly ``n`` complete characters and nothing pending: only end-of-sequence may follow."""
-        return state.count == self.n and not state.pending
+        return codes_to_chunk(codes, horizon, action_dim, self._scale, self._min_token, self.alphabet_size)

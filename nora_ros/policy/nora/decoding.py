@@ -1,7 +1,7 @@
 """Constrained greedy decoding: NORA may only spell a well-formed FAST+ action chunk.
 
 At every step only two kinds of token can continue a valid chunk: the action tokens
-``<robot_action_k>`` (ids 151665 + k) that :class:`nora_ros.policy.fast.tokenizer.FastConstraint` allows in the
+``<robot_action_k>`` (ids 151665 + k) that :class:`nora_ros.policy.fast.constraint.FastConstraint` allows in the
 current state (it tracks how many DCT coefficients the tokens so far spell, and which values
 stay in range), and ``<|im_end|>`` once the chunk is complete, and then nothing else. So greedy
 decoding ends after exactly ``T x 7`` coefficients; a sequence that still fails to decode is
@@ -33,7 +33,7 @@ from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, N_AC
 class FastConstraintProcessor(LogitsProcessor):
     """Masks logits to the continuations a FAST+ chunk allows.
 
-    ``constraint`` is a :class:`nora_ros.policy.fast.tokenizer.FastConstraint` (``start``, ``advance``,
+    ``constraint`` is a :class:`nora_ros.policy.fast.constraint.FastConstraint` (``start``, ``advance``,
     ``allowed``, ``done``). Call :meth:`begin` with the prompt length before each sequence; as a
     logits processor it then reads the generated tokens from ``input_ids[:, prompt_len:]`` and
     advances one constraint state per batch row. It also notes the time of its first call: when

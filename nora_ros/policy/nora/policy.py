@@ -75,7 +75,7 @@ class NoraPolicy(Policy):
     def __init__(self, config: NoraConfig | None = None, loaded: LoadedNora | None = None):
         import torch
 
-        from nora_ros.policy.fast.tokenizer import FastConstraint
+        from nora_ros.policy.fast.constraint import FastConstraint
         from nora_ros.policy.nora.decoding import FastConstraintProcessor, candidate_head
 
         self.config = config or NoraConfig()

@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 from nora_ros.actions import NormStats  # noqa: E402
 from nora_ros.camera.frame import Frame  # noqa: E402
 from nora_ros.errors import FastDecodeError, InvalidInstructionError, PolicyError  # noqa: E402
-from nora_ros.policy.fast.tokenizer import FastConstraint  # noqa: E402
+from nora_ros.policy.fast.constraint import FastConstraint  # noqa: E402
 from nora_ros.policy.nora.checkpoint import load_nora  # noqa: E402
 from nora_ros.policy.nora.config import NoraConfig  # noqa: E402
 from nora_ros.policy.nora.decoding import FastConstraintProcessor  # noqa: E402
