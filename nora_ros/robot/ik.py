@@ -38,15 +38,11 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nora_ros.errors import InvalidInputError
-from nora_ros.robot.ik_branches import branches, ik_geometry
-
-if TYPE_CHECKING:
-    from nora_ros.robot.kinematics import WidowXModel
+from nora_ros.robot.ik_branches import ArmChain, branches, ik_geometry
 
 # --------------------------------------------------------------------------- results
 
@@ -72,7 +68,7 @@ class IKResult:
 
 
 def solve_ik(
-    model: WidowXModel,
+    model: ArmChain,
     pose: np.ndarray,
     seed: np.ndarray,
     *,
@@ -164,7 +160,7 @@ def solve_ik(
         reason = f"reachable, but all {acc.size} solutions break a bound; the nearest: " + "; ".join(parts)
     return IKResult(False, None, reason, float(perr[k]), float(rerr[k]), len(all_cands))
 
-def _pitch_search(model: WidowXModel, t: list[list[float]], seed: list[float], lo: list[float], hi: list[float]
+def _pitch_search(model: ArmChain, t: list[list[float]], seed: list[float], lo: list[float], hi: list[float]
                   ) -> list[tuple[list[float], bool]]:
     """wx250: the position comes first. When the nearest reachable orientation cannot be held
     there (out of reach, or outside the bounds), tilt the pitch away from it in steps of
@@ -189,7 +185,7 @@ def _pitch_search(model: WidowXModel, t: list[list[float]], seed: list[float], l
             return found
     return []
 
-def _errors(model: WidowXModel, qs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _errors(model: ArmChain, qs: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Position (m) and rotation (rad) errors of each row of ``qs`` against ``target``, one batched FK."""
     poses = model.fk(qs)
     perr = np.linalg.norm(poses[:, :3, 3] - target[:3, 3], axis=1)
@@ -197,7 +193,7 @@ def _errors(model: WidowXModel, qs: np.ndarray, target: np.ndarray) -> tuple[np.
     rerr = np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1.0) * 0.5, -1.0, 1.0))
     return perr, rerr
 
-def fk_error(model: WidowXModel, joints: list[float], t: list[list[float]]) -> tuple[float, float]:
+def fk_error(model: ArmChain, joints: list[float], t: list[list[float]]) -> tuple[float, float]:
     """(position error in m, rotation error in rad) of ``joints`` against the target rows ``t``.
 
     The IK's FK check, on floats: the product of exponentials, each joint a rotation about a

@@ -10,18 +10,39 @@ from the screw axes and refuses a model without that structure.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from nora_ros.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from nora_ros.robot.kinematics import WidowXModel
+
+class ArmChain(Protocol):
+    """What the IK reads of an arm model (:class:`nora_ros.robot.kinematics.WidowXModel` is one):
+    joints and limits, the home pose and screw-axis constants, FK for its checks."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    home_pose: np.ndarray
+    position_tolerance: float
+    rotation_tolerance: float
+    _consts: dict
+
+    @property
+    def n_joints(self) -> int: ...
+
+    @property
+    def full_pose(self) -> bool: ...
+
+    def fk(self, joints: np.ndarray) -> np.ndarray: ...
+
+    def limits_box(self, margin: float) -> tuple[tuple[float, ...], tuple[float, ...]]: ...
 
 
 def branches(
-    model: WidowXModel, t: list[list[float]], seed: list[float], lo: list[float] | None, hi: list[float] | None,
+    model: ArmChain, t: list[list[float]], seed: list[float], lo: list[float] | None, hi: list[float] | None,
     pitch_offset: float = 0.0,
 ) -> tuple[list[tuple[list[float], bool]], str]:
     """Closed-form joint solutions of every branch: ``[(joints, exact), ...]`` and why there are none.
@@ -100,7 +121,7 @@ def branches(
                     out.append(([waist, q1, q2, q3, q4, q5], exact))
     return out, why
 
-def ik_geometry(model: WidowXModel) -> dict:
+def ik_geometry(model: ArmChain) -> dict:
     """Link geometry for the closed-form IK, derived from the screw axes (cached)."""
     c = model._consts
     if "geometry" in c:

@@ -9,7 +9,7 @@ Each tick (:meth:`SafetyFilter.step`):
    are stale, in the future or out of order, a stale or malformed arm measurement, a latched
    e-stop;
 2. take the command's twist (a repeated command only for ``command_timeout_ticks`` ticks) and
-   limit it: angular speed, angular acceleration, the open-loop rotation budget, orientation
+   limit it (:mod:`nora_ros.safety.motion`): angular speed, angular acceleration, the open-loop rotation budget, orientation
    bounds; then the target's displacement: linear speed, acceleration, the open-loop
    translation budget, the workspace box and table floor;
 3. integrate it into the end-effector *target* (Bridge semantics, as
@@ -42,24 +42,19 @@ from nora_ros.safety.config import SafetyConfig
 from nora_ros.safety.geometry import (
     IDENTITY,
     add3,
-    bridge_euler,
-    dot3,
     matmul3,
     matvec3,
     norm3,
     rotation_angle,
-    rotvec_matrix,
     scale3,
     sub3,
 )
+from nora_ros.safety.motion import ZERO3, command_like, limit_rotation, limit_translation, orientation_excess
 from nora_ros.safety.status import Limit, SafetyResult, SafetyStatus
 
-_ZERO3 = (0.0, 0.0, 0.0)
 _LIMITS_PHRASE = "outside the limits minus margin"
 """How :meth:`WidowXModel.ik` names a solution that exists but leaves the joint limits minus the
 margin (test_kinematics pins the phrase); the filter then reports the joint limit as well."""
-_ORIENTATION_BISECTIONS = 12
-"""Bisection steps when a rotation would leave the orientation bounds: 1/4096 of the step."""
 
 
 class SafetyFilter:
@@ -223,82 +218,18 @@ class SafetyFilter:
         pm = np.asarray(state.ee_pose)
         p_m = (float(pm[0, 3]), float(pm[1, 3]), float(pm[2, 3]))
 
-        # rotation
-        w = tuple(cmd.angular.tolist())
-        n = norm3(w)
-        if n > cfg.max_angular_speed:
-            acted.append((Limit.ANGULAR_SPEED, f"requested {n:.4g} rad/s, limit {cfg.max_angular_speed} rad/s"))
-            w = scale3(w, cfg.max_angular_speed / n)
-        w, detail = _limit_accel(w, self._w_prev, cfg.max_angular_accel * dt)
-        if detail:
-            acted.append((Limit.ANGULAR_ACCEL, f"{detail} rad/s in one tick, limit {cfg.max_angular_accel * dt:.4g}"))
-        budget_detail = []
-        remaining = cfg.open_loop_rotation - self._ol_rotation
-        angle = norm3(w) * dt
-        if angle > remaining and angle > 0.0:
-            w = scale3(w, max(remaining, 0.0) / angle)
-            budget_detail.append(f"rotation {self._ol_rotation + angle:.4g} rad on one observation would exceed "
-                                 f"{cfg.open_loop_rotation} rad")
-        rot_step = rotvec_matrix(scale3(w, dt))
-        r_new = matmul3(rot_step, r_t)
-        if rot_step is not IDENTITY:
-            before = self._orientation_excess(r_t)
-            if self._orientation_excess(r_new) > before + 1e-12:
-                lo, hi = 0.0, 1.0
-                for _ in range(_ORIENTATION_BISECTIONS):
-                    mid = 0.5 * (lo + hi)
-                    if self._orientation_excess(matmul3(rotvec_matrix(scale3(w, mid * dt)), r_t)) > before + 1e-12:
-                        hi = mid
-                    else:
-                        lo = mid
-                rpy = bridge_euler(r_new)
-                acted.append((Limit.ORIENTATION, "target (roll, pitch, yaw) "
-                              f"({rpy[0]:.3f}, {rpy[1]:.3f}, {rpy[2]:.3f}) rad would leave bounds "
-                              f"{cfg.orientation_lower}..{cfg.orientation_upper}; rotation scaled by {lo:.3f}"))
-                w = scale3(w, lo)
-                rot_step = rotvec_matrix(scale3(w, dt))
-                r_new = matmul3(rot_step, r_t)
-
+        budget_detail: list[str] = []
+        w, rot_step, r_new = limit_rotation(tuple(cmd.angular.tolist()), self._w_prev, r_t, self._ol_rotation, cfg,
+                                            acted, budget_detail)
         # translation of the target point: commanded + the swing of rotating about the measured point
         lever = sub3(p_t, p_m)
         swing = sub3(matvec3(rot_step, lever), lever)
-        d = add3(scale3(tuple(cmd.linear.tolist()), dt), swing)
-        n = norm3(d)
-        if n > cfg.max_step_translation:
-            acted.append((Limit.LINEAR_SPEED, f"requested {n / dt:.4g} m/s, limit {cfg.max_linear_speed} m/s"))
-            d = scale3(d, cfg.max_step_translation / n)
-        v, detail = _limit_accel(scale3(d, 1.0 / dt), self._v_prev, cfg.max_linear_accel * dt)
-        if detail:
-            acted.append((Limit.LINEAR_ACCEL, f"{detail} m/s in one tick, limit {cfg.max_linear_accel * dt:.4g}"))
-        d = scale3(v, dt)
-        remaining = cfg.open_loop_translation - self._ol_translation
-        n = norm3(d)
-        if n > remaining and n > 0.0:
-            d = scale3(d, max(remaining, 0.0) / n)
-            budget_detail.append(f"translation {self._ol_translation + n:.4g} m on one observation would exceed "
-                                 f"{cfg.open_loop_translation} m")
-        if budget_detail:
-            acted.append((Limit.OPEN_LOOP_BUDGET, "; ".join(budget_detail) + "; waiting for a newer camera observation"))
-        p_new = list(add3(p_t, d))
-        lower = (cfg.workspace_lower[0], cfg.workspace_lower[1], cfg.floor_z)
-        for axis in range(3):
-            lo = min(lower[axis], p_t[axis])
-            hi = max(cfg.workspace_upper[axis], p_t[axis])
-            want = p_new[axis]
-            if want < lo or want > hi:
-                p_new[axis] = lo if want < lo else hi
-                if axis == 2 and want < lo and cfg.floor_z > cfg.workspace_lower[2]:
-                    acted.append((Limit.FLOOR, f"target z {want:.4f} m below the floor {cfg.floor_z:.4f} m "
-                                  f"(table_z {cfg.table_z} + floor_margin {cfg.floor_margin}); stopped at the floor"))
-                else:
-                    side = "below" if want < lo else "above"
-                    acted.append((Limit.WORKSPACE, f"target {'xyz'[axis]} {want:.4f} m {side} the workspace bound "
-                                  f"{p_new[axis]:.4f} m; clipped"))
-        d = sub3(p_new, p_t)
+        d, p_new = limit_translation(add3(scale3(tuple(cmd.linear.tolist()), dt), swing), self._v_prev, p_t,
+                                     self._ol_translation, cfg, acted, budget_detail)
 
         if norm3(d) == 0.0 and rot_step is IDENTITY:
             self._clear_rates()
-            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+            return target.copy(), None, command_like(ZERO3, ZERO3, cmd)
         new_pose = np.array([[*r_new[0], p_new[0]], [*r_new[1], p_new[1]], [*r_new[2], p_new[2]], [0.0, 0.0, 0.0, 1.0]])
         seed = np.asarray(state.joints if self._enabled else self._target_joints, dtype=np.float64)
         ik = self.model.ik(new_pose, seed, max_joint_step=self._max_joint_step, margin=cfg.joint_margin)
@@ -308,14 +239,14 @@ class SafetyFilter:
                 acted.append((Limit.JOINT_LIMIT, f"{ik.reason}; target held"))
             acted.append((Limit.IK_FAILURE, f"no joints within limits minus {cfg.joint_margin} rad and "
                                             f"{self._max_joint_step:.3f} rad per tick: {ik.reason}; target held"))
-            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+            return target.copy(), None, command_like(ZERO3, ZERO3, cmd)
         q = np.asarray(ik.joints, dtype=np.float64)
         # Belt and braces: IK keeps the margin by construction; a joint outside it must never be sent.
         if not self.model.within_limits(q, cfg.joint_margin):
             self._clear_rates()
             acted.append((Limit.JOINT_LIMIT, "IK answer outside limits minus margin: "
                           + "; ".join(self.model.limit_violations(q, cfg.joint_margin))))
-            return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+            return target.copy(), None, command_like(ZERO3, ZERO3, cmd)
         if not self.model.full_pose:
             # A 5-joint arm cannot reach every orientation: the target is what it does reach,
             # which must itself respect the rotation limits and bounds.
@@ -323,12 +254,12 @@ class SafetyFilter:
             reached_t = tuple(tuple(row) for row in reached.tolist())
             turn = rotation_angle(matmul3(reached_t, tuple(zip(*r_t, strict=True))))
             if turn > cfg.max_step_rotation + 1e-9 or self._ol_rotation + turn > cfg.open_loop_rotation + 1e-9 or (
-                    self._orientation_excess(reached_t) > self._orientation_excess(r_t) + 1e-12):
+                    orientation_excess(cfg, reached_t) > orientation_excess(cfg, r_t) + 1e-12):
                 self._clear_rates()
                 acted.append((Limit.ORIENTATION, f"{self.model.name} reaches this position only with a "
                               f"{turn:.3f} rad turn, beyond the rotation limits or budget, or outside the "
                               "orientation bounds; target held"))
-                return target.copy(), None, _command(_ZERO3, _ZERO3, cmd)
+                return target.copy(), None, command_like(ZERO3, ZERO3, cmd)
             if ik.rotation_error > 1e-3:
                 acted.append((Limit.ORIENTATION, f"{self.model.name} (5 joints) cannot reach the commanded "
                               f"orientation: {ik.rotation_error:.4f} rad off; the target takes the reachable one"))
@@ -341,19 +272,8 @@ class SafetyFilter:
         self._w_prev = w
         self._ol_translation += norm3(d)
         self._ol_rotation += norm3(w) * dt
-        executed = _command(scale3(sub3(d, swing), 1.0 / dt), w, cmd)
+        executed = command_like(scale3(sub3(d, swing), 1.0 / dt), w, cmd)
         return new_pose.copy(), q.copy(), executed
-
-    def _orientation_excess(self, rot: np.ndarray) -> float:
-        """How far (rad, summed over roll/pitch/yaw) ``rot`` lies outside the orientation bounds."""
-        cfg = self.config
-        out = 0.0
-        for a, lo, hi in zip(bridge_euler(rot), cfg.orientation_lower, cfg.orientation_upper, strict=True):
-            if a < lo:
-                out += lo - a
-            elif a > hi:
-                out += a - hi
-        return out
 
     # ------------------------------------------------------------------ gripper
     def _gripper(self, value: float, now: float, acted: list) -> float | None:
@@ -398,8 +318,8 @@ class SafetyFilter:
         self._clear_rates()
 
     def _clear_rates(self) -> None:
-        self._v_prev: tuple[float, float, float] = _ZERO3
-        self._w_prev: tuple[float, float, float] = _ZERO3
+        self._v_prev: tuple[float, float, float] = ZERO3
+        self._w_prev: tuple[float, float, float] = ZERO3
 
     def _hold(self, state, acted: list) -> SafetyResult:
         if self._target is not None:
@@ -412,7 +332,7 @@ class SafetyFilter:
             g = getattr(state, "gripper", 0.0)
             gripper = float(g) if isinstance(g, (int, float)) and math.isfinite(g) else 0.0
         stamp = self._last_now if math.isfinite(self._last_now) else 0.0
-        hold = EndEffectorCommand(_ZERO3, _ZERO3, gripper, stamp)
+        hold = EndEffectorCommand(ZERO3, ZERO3, gripper, stamp)
         return self._result(pose, None, None, hold, acted)
 
     def _result(self, pose, joints, gripper, executed, acted: list) -> SafetyResult:
@@ -435,23 +355,3 @@ class SafetyFilter:
         )
         return SafetyResult(pose, joints, gripper, executed, status)
 
-
-def _limit_accel(v, v_prev, max_dv: float) -> tuple:
-    """Limit the change from ``v_prev`` to ``v`` to ``max_dv``; braking along ``v_prev`` is free.
-
-    The reference is the point of the segment [0, v_prev] nearest ``v`` (any slower speed in
-    the current direction), so only speeding up, turning and reversing are limited.
-    Returns the limited velocity and a detail ("" when the limit did not act).
-    """
-    pp = dot3(v_prev, v_prev)
-    s = 0.0 if pp == 0.0 else min(1.0, max(0.0, dot3(v, v_prev) / pp))
-    ref = scale3(v_prev, s)
-    dv = sub3(v, ref)
-    n = norm3(dv)
-    if n <= max_dv * (1.0 + 1e-9):  # at the limit exactly is within it
-        return v, ""
-    return add3(ref, scale3(dv, max_dv / n)), f"velocity change {n:.4g}"
-
-
-def _command(linear: np.ndarray, angular: np.ndarray, src: EndEffectorCommand) -> EndEffectorCommand:
-    return EndEffectorCommand(linear, angular, src.gripper, src.stamp, src.chunk_id, src.index, src.observation_stamp)
