@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nora_ros.safety.replay import load_episode, replay
+    from nora_ros.control.safety_replay import load_episode, replay
 
     actions, state = load_episode(args.episode)
     start = state[0] if state is not None else args.start_state

@@ -9,11 +9,11 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from nora_ros.cli import main as cli
+from nora_ros.control.safety_replay import load_episode, replay
 from nora_ros.errors import ConfigurationError
 from nora_ros.robot.kinematics import WidowXModel
 from nora_ros.robot.sim_arm import SimArm
 from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
-from nora_ros.safety.replay import load_episode, replay
 
 CFG = SafetyConfig()
 CRASH_START = np.array([0.3, 0.0, 0.05, 0.0, 0.0, 0.0, 1.0])
