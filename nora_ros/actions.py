@@ -229,12 +229,18 @@ class NormStats:
 
     Only dimensions where ``mask`` is true are (un)normalized; the gripper is not (its mask is
     false in bridge_orig) and stays as the model produced it.
+
+    ``binarize_gripper``: NORA's LIBERO path (declare-lab/nora ``experiments/libero``)
+    unnormalizes all seven dimensions with its per-suite low/high bounds and then keeps only the
+    sign of ``2 g - 1`` as the gripper command; stats read from that layout set it, and
+    :meth:`finish_gripper` does the same in this package's convention (1 open, 0 closed).
     """
 
     q01: np.ndarray
     q99: np.ndarray
     mask: np.ndarray
     key: str = ""
+    binarize_gripper: bool = False
 
     def __post_init__(self) -> None:
         q01 = np.asarray(self.q01, dtype=np.float64).reshape(-1)
@@ -263,6 +269,16 @@ class NormStats:
         out[..., self.mask] = full[..., self.mask]
         return out
 
+    def finish_gripper(self, actions: np.ndarray) -> np.ndarray:
+        """The gripper column after unnormalizing: unchanged, or (``binarize_gripper``) 1.0 where
+        ``2 g - 1 > 0`` and 0.0 elsewhere, as the LIBERO reference's sign, invert and ``>= 0``
+        steps decide open and closed."""
+        if not self.binarize_gripper:
+            return actions
+        out = np.array(actions, dtype=np.float64, copy=True)
+        out[..., -1] = np.where(2.0 * out[..., -1] - 1.0 > 0.0, 1.0, 0.0)
+        return out
+
     def normalize(self, a: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`unnormalize` (dims with zero range map to 0)."""
         a = np.asarray(a, dtype=np.float64)
@@ -277,8 +293,8 @@ class NormStats:
         """Read ``key`` from a norm_stats.json-style mapping.
 
         Accepts the OpenVLA/NORA layout ``{key: {"action": {"q01", "q99", "mask"}}}`` and NORA's
-        LIBERO bounds ``{"keys": {key: {"low", "high"}}}`` (low/high act as q01/q99; the
-        gripper, last, is not normalized).
+        LIBERO bounds ``{"keys": {key: {"low", "high"}}}`` (low/high act as q01/q99 on all seven
+        dimensions and the gripper is binarized, as NORA's LIBERO evaluation does).
         """
         table = data.get("keys", data) if isinstance(data, Mapping) else {}
         if key not in table:
@@ -290,12 +306,12 @@ class NormStats:
         try:
             if "q01" in stats:
                 q01, q99 = stats["q01"], stats["q99"]
-            else:
-                q01, q99 = stats["low"], stats["high"]
-            mask = stats.get("mask", [True] * (ACTION_DIM - 1) + [False])
+                mask = stats.get("mask", [True] * (ACTION_DIM - 1) + [False])
+                return cls(q01=q01, q99=q99, mask=mask, key=key)
+            q01, q99 = stats["low"], stats["high"]
         except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(f"norm stats entry '{key}' lacks q01/q99 (or low/high): {exc}") from exc
-        return cls(q01=q01, q99=q99, mask=mask, key=key)
+        return cls(q01=q01, q99=q99, mask=[True] * ACTION_DIM, key=key, binarize_gripper=True)
 
     @classmethod
     def from_json(cls, path: str | pathlib.Path, key: str) -> NormStats:

@@ -29,3 +29,24 @@ def tiny_checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Pa
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """A tiny NORA-architecture checkpoint folder (real Qwen2.5 vocabulary where ../shared/data has it)."""
     return tiny_checkpoint_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_long(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The same tiny checkpoint declared as NORA-Long (its weights linked, config.json copied):
+    a checkpoint's variant is tied to it, so NORA-Long runs need one that says so."""
+    if "tiny-long" not in _BUILT:
+        from nora_ros.policy.nora.tiny import set_checkpoint_variant
+
+        src = tiny_checkpoint_path(tmp_path_factory)
+        out = tmp_path_factory.mktemp("tiny_nora_long")
+        for item in src.iterdir():
+            target = out / item.name
+            if item.name == "config.json":
+                target.write_text(item.read_text())
+            else:
+                target.symlink_to(item)
+        set_checkpoint_variant(out, "nora-long")
+        _BUILT["tiny-long"] = out
+    return _BUILT["tiny-long"]
+

@@ -125,7 +125,10 @@ def test_unknown_key_and_bad_files_name_the_problem(tmp_path, bridge_norm_stats_
         NormStats.from_json(tmp_path / "partial.json", "k")
 
 
-def test_libero_bounds_layout_reads_low_high_with_gripper_unmasked():
+def test_libero_bounds_unnormalize_all_seven_dims_and_binarize_the_gripper_as_the_reference():
+    """declare-lab/nora's LIBERO path: 0.5 (x + 1)(high - low) + low on all 7 dims, then
+    normalize_gripper_action(binarize=True) (sign(2 g - 1)), invert_gripper_action (LIBERO's
+    -1 = open) and ``where(g >= 0, 1, g)``; here the same decision in our 1 = open convention."""
     from conftest import shared_data_path
 
     path = shared_data_path("norm_stats", "nora_libero_bounds.json")
@@ -133,7 +136,20 @@ def test_libero_bounds_layout_reads_low_high_with_gripper_unmasked():
     raw = json.loads(path.read_text())["keys"]["libero_10"]
     np.testing.assert_array_equal(s.q01, raw["low"])
     np.testing.assert_array_equal(s.q99, raw["high"])
-    assert s.mask.tolist() == [True] * 6 + [False]
+    assert s.mask.tolist() == [True] * 7 and s.binarize_gripper
+    x = np.random.default_rng(3).uniform(-1, 1, (64, 7))
+    x[:3, 6] = [0.0, 1e-9, -1e-9]
+    low, high = np.array(raw["low"]), np.array(raw["high"])
+    ref = 0.5 * (x + 1) * (high - low) + low
+    ref_g = np.sign(2 * ref[:, 6] - 1)  # normalize_gripper_action(binarize=True)
+    ref_g = -ref_g  # invert_gripper_action: -1 = open, +1 = close
+    ref_g = np.where(ref_g >= 0.0, 1.0, ref_g)
+    ours = s.finish_gripper(s.unnormalize(x))
+    np.testing.assert_allclose(ours[:, :6], ref[:, :6], rtol=0, atol=1e-12)
+    assert ours[:, 6].tolist() == [1.0 if g == -1.0 else 0.0 for g in ref_g]  # LIBERO -1 (open) -> 1
+    assert ours[:3, 6].tolist() == [0.0, 1.0, 0.0]
+    bridge = NormStats(q01=[0.0] * 7, q99=[1.0] * 7, mask=[True] * 6 + [False])
+    assert not bridge.binarize_gripper and bridge.finish_gripper(x) is x
 
 
 # --------------------------------------------------------------------------- rotations and poses

@@ -23,13 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use the small self-built vocabulary even where ../shared/data has the real Qwen2.5 one",
     )
+    p.add_argument("--variant", default="nora", choices=("nora", "nora-long"),
+                   help="the variant the checkpoint declares (config.json nora_ros_variant; default nora)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nora_ros.policy.nora.tiny import build_tiny_checkpoint
 
-    out = build_tiny_checkpoint(args.out_dir, real_vocab=not args.fallback_vocab)
+    out = build_tiny_checkpoint(args.out_dir, real_vocab=not args.fallback_vocab, variant=args.variant)
     print(f"tiny NORA checkpoint written to {out}")
     print((out / "TINY_CHECKPOINT.md").read_text().strip())
     return 0

@@ -74,20 +74,31 @@ def policy_params() -> tuple[ParamSpec, ...]:
             "model": "Checkpoint: a local folder or hub ID (declare-lab/nora, declare-lab/nora-long, fine-tuned "
                      "ones); replay:EPISODE.npz replays a recorded episode's actions; scripted runs the "
                      "simulator's scripted expert on the sim node's ground truth (sim.launch.py only).",
-            "variant": "nora (1 action per chunk) or nora-long (5 actions per chunk).",
+            "variant": "auto (the checkpoint's own, where it is known: declare-lab hub IDs, config.json "
+                       "nora_ros_variant, an action expert in the weights; else the node refuses to start), nora "
+                       "(1 action per chunk), nora-long (5) or nora-1.5 (5, flow-matching action expert). A variant "
+                       "that contradicts the checkpoint's is refused.",
+            "action_head": "NORA-1.5 only: flow (the action expert; default; the authors found it better in "
+                           "simulation) or fast (FAST+ tokens from the same VLM; better on their real arm).",
+            "flow_steps": "NORA-1.5 flow head: Euler steps from noise to actions (the reference uses 10).",
+            "seed": "NORA-1.5 flow head: seed of the initial noise; the generator restarts at each trial, so a "
+                    "replay reproduces a run.",
             "unnorm_key": "Statistics entry that unnormalizes actions (bridge_orig, the LIBERO suites).",
             "norm_stats": "Statistics file to use instead of the checkpoint's norm_stats.json",
             "fast_tokenizer": "FAST+ table (folder, tokenizer.json or hub ID) instead of the checkpoint's",
             "device": "cpu, cuda or cuda:N",
-            "dtype": "bfloat16, float16 or float32; automatic is bfloat16 on a GPU, float32 on a CPU",
+            "dtype": "bfloat16, float16 or float32; automatic: NORA and NORA-Long bfloat16 on a GPU, float32 on a CPU; "
+                     "NORA-1.5 float32 everywhere (its reference runs in float32)",
             "attention": "sdpa, eager or flash_attention_2",
             "lowercase_instruction": "Lower-case instructions, as NORA's training data was.",
             "max_instruction_chars": "Longest instruction accepted; longer ones are rejected, not cut.",
             "jpeg_quality": "JPEG round trip at this quality before resizing, as in training",
             "step_period": "Seconds each action takes (Bridge: 0.2, NORA ran at 5 Hz).",
         },
-        ranges={"max_instruction_chars": (1, 4096), "jpeg_quality": (0, 100), "step_period": (0.01, 5.0)},
-        choices={"variant": ("nora", "nora-long"), "dtype": ("", "bfloat16", "float16", "float32"),
+        ranges={"max_instruction_chars": (1, 4096), "jpeg_quality": (0, 100), "step_period": (0.01, 5.0),
+                "flow_steps": (1, 1000), "seed": (0, 2**31 - 1)},
+        choices={"variant": ("auto", "nora", "nora-long", "nora-1.5"), "action_head": ("flow", "fast"),
+                 "dtype": ("", "bfloat16", "float16", "float32"),
                  "attention": ("", "sdpa", "eager", "flash_attention_2")},
         read_only=[f.name for f in dataclasses.fields(NoraConfig)],
     )

@@ -7,7 +7,7 @@ names themselves (a node never says ``if model == "scripted"``).
 from __future__ import annotations
 
 from nora_ros.policy.base import Policy
-from nora_ros.policy.nora.config import NoraConfig
+from nora_ros.policy.nora.config import AUTO_VARIANT, NoraConfig
 
 REPLAY_PREFIX = "replay:"
 SCRIPTED = "scripted"
@@ -16,7 +16,7 @@ SCRIPTED = "scripted"
 def make_policy(config: NoraConfig) -> Policy:
     """The policy ``config.model`` names: ``scripted`` is the simulator's scripted expert (it reads
     the sim node's ground truth: :attr:`Policy.needs_ground_truth`), ``replay:EPISODE.npz``
-    replays a recorded episode (chunks of the variant's horizon), anything else is a NORA
+    replays a recorded episode (chunks of the variant's horizon; ``auto``: one action), anything else is a NORA
     checkpoint (folder or hub ID) loaded with ``config``. Loading NORA blocks (minutes on a GPU)."""
     model = config.model
     if model == SCRIPTED:
@@ -26,7 +26,10 @@ def make_policy(config: NoraConfig) -> Policy:
     if model.startswith(REPLAY_PREFIX):
         from nora_ros.policy.replay import ReplayPolicy
 
-        return ReplayPolicy.from_npz(model[len(REPLAY_PREFIX):], horizon=config.horizon)
+        horizon = 1 if config.variant == AUTO_VARIANT else config.horizon
+        return ReplayPolicy.from_npz(model[len(REPLAY_PREFIX):], horizon=horizon)
+    from nora_ros.policy.nora.checkpoint import resolve_checkpoint, resolve_variant
     from nora_ros.policy.nora.policy import NoraPolicy
 
+    config = resolve_variant(config, resolve_checkpoint(model))
     return NoraPolicy(config)

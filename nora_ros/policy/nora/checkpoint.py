@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 
 from nora_ros.actions import NormStats
-from nora_ros.errors import ModelLoadError, NoraError
-from nora_ros.policy.nora.config import DEFAULT_FAST_TOKENIZER, DEFAULT_MODEL, NoraConfig
+from nora_ros.errors import ConfigurationError, ModelLoadError, NoraError
+from nora_ros.policy.nora.config import AUTO_VARIANT, DEFAULT_FAST_TOKENIZER, DEFAULT_MODEL, VARIANT_HORIZON, NoraConfig
 from nora_ros.policy.nora.prompt import QWEN25_VL_CHAT_TEMPLATE
 from nora_ros.policy.nora.qwen_vocab import (
     ACTION_TOKEN_OFFSET,
@@ -34,6 +34,23 @@ FAST_SUBFOLDER = "fast"
 """Where a checkpoint folder keeps its FAST+ table (``tokenizer.json`` + ``processor_config.json``)."""
 
 NORM_STATS_FILE = "norm_stats.json"
+
+REFERENCE_STATS_MODEL = "declare-lab/nora"
+"""Where the reference takes ``norm_stats.json`` for every NORA variant (NORA-Long and NORA-1.5
+checkpoints ship none): the fallback when a checkpoint has no statistics of its own."""
+
+KNOWN_VARIANTS = (
+    ("declare-lab/nora-1.5", "nora-1.5"),  # and nora-1.5-fractal-dpo, nora-1.5-libero
+    ("declare-lab/nora-long", "nora-long"),
+    ("declare-lab/nora", "nora"),
+)
+"""Hub IDs (exact, or the prefix of a ``-suffix`` fine-tune of the same family) whose variant is
+known: a NORA-Long checkpoint run as ``nora`` decodes its first 7 coefficients into wrong
+actions without any error, so a contradiction is refused."""
+
+VARIANT_KEY = "nora_ros_variant"
+"""Key in a checkpoint's ``config.json`` naming its variant (written by ``nora-ros tiny-model``; a
+lab can add it to its own fine-tunes)."""
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -73,6 +90,78 @@ def resolve_checkpoint(model: str, what: str = "checkpoint", patterns: tuple[str
         )
         raise ModelLoadError(f"cannot get {what} '{model}' from the Hugging Face hub ({type(exc).__name__}: {exc}); {hint}") from exc
     return pathlib.Path(local)
+
+
+def _hub_id_of(model: str, folder: pathlib.Path | None) -> str | None:
+    """The hub ID ``model`` names, or that a Hugging Face cache folder
+    (``.../models--ORG--NAME/snapshots/REV``) belongs to."""
+    if _HUB_ID.match(model) and not pathlib.Path(model).expanduser().exists():
+        return model
+    for part in (folder.resolve().parts if folder is not None else ()):
+        if part.startswith("models--") and part.count("--") == 2:
+            _, org, name = part.split("--")
+            return f"{org}/{name}"
+    return None
+
+
+def _has_action_expert(folder: pathlib.Path) -> bool:
+    """A NORA-1.5 file: ``action_expert.*`` keys in ``model.safetensors`` (header only)."""
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return any(k.startswith("action_expert.") for k in f.keys())
+    except Exception as exc:  # a damaged file: say so rather than guess
+        raise ModelLoadError(f"cannot read the tensor names of {path}: {exc}") from exc
+
+
+def checkpoint_variant(model: str, folder: pathlib.Path | None) -> tuple[str | None, str]:
+    """The variant a checkpoint is, and how that is known: ``(variant or None, reason)``.
+
+    Known from the hub ID (:data:`KNOWN_VARIANTS`, also for a folder in the hub cache), from
+    ``config.json``'s :data:`VARIANT_KEY`, or from the weights (an action expert is NORA-1.5).
+    """
+    if folder is not None and folder.is_dir():
+        if _has_action_expert(folder):
+            return "nora-1.5", f"{folder / 'model.safetensors'} holds an action expert"
+        cfg = folder / "config.json"
+        if cfg.is_file():
+            try:
+                named = json.loads(cfg.read_text()).get(VARIANT_KEY)
+            except (json.JSONDecodeError, AttributeError) as exc:
+                raise ModelLoadError(f"{cfg} is not valid JSON ({exc})") from exc
+            if named is not None:
+                if named not in VARIANT_HORIZON:
+                    raise ModelLoadError(f"{cfg}: {VARIANT_KEY} is {named!r}, not one of {sorted(VARIANT_HORIZON)}")
+                return str(named), f"{cfg} says {VARIANT_KEY}: {named}"
+    hub = _hub_id_of(model, folder)
+    if hub is not None:
+        for prefix, variant in KNOWN_VARIANTS:
+            if hub == prefix or hub.startswith(prefix + "-"):
+                return variant, f"{hub} is a {variant} checkpoint"
+    return None, f"{model} is not a checkpoint whose variant is known"
+
+
+def resolve_variant(config: NoraConfig, folder: pathlib.Path | None) -> NoraConfig:
+    """``config`` with its variant tied to the checkpoint: ``auto`` takes the checkpoint's, an
+    explicit variant that contradicts a known one is refused, and ``auto`` on a checkpoint of
+    unknown variant asks for it (a wrong horizon gives wrong actions without an error)."""
+    known, why = checkpoint_variant(config.model, folder)
+    if config.variant == AUTO_VARIANT:
+        if known is None:
+            raise ConfigurationError(
+                f"cannot tell which NORA variant {config.model} is ({why}): set variant to nora (1 action per "
+                f"chunk), nora-long (5) or nora-1.5, or add \"{VARIANT_KEY}\" to its config.json")
+        return config.with_variant(known)
+    if known is not None and known != config.variant:
+        raise ConfigurationError(
+            f"variant {config.variant} (T={VARIANT_HORIZON[config.variant]}) contradicts the checkpoint: {why} "
+            f"(T={VARIANT_HORIZON[known]}); a wrong horizon decodes into wrong actions without an error. Use "
+            f"variant {known} or auto")
+    return config
 
 
 def _read_chat_template(folder: pathlib.Path) -> str:
@@ -136,16 +225,29 @@ def load_tokenizer(folder: pathlib.Path) -> object:
 
 
 def load_norm_stats(config: NoraConfig, folder: pathlib.Path | None) -> NormStats:
-    """Statistics by ``unnorm_key`` from ``config.norm_stats`` or the checkpoint's norm_stats.json."""
+    """Statistics by ``unnorm_key``: ``config.norm_stats``, else the checkpoint's norm_stats.json,
+    else :data:`REFERENCE_STATS_MODEL`'s (what the reference uses for every variant)."""
+    stats, _ = load_norm_stats_with_source(config, folder)
+    return stats
+
+
+def load_norm_stats_with_source(config: NoraConfig, folder: pathlib.Path | None) -> tuple[NormStats, str]:
+    """:func:`load_norm_stats` and the file the statistics came from."""
     if config.norm_stats is not None:
-        return NormStats.from_json(config.norm_stats, config.unnorm_key)
+        return NormStats.from_json(config.norm_stats, config.unnorm_key), str(config.norm_stats)
     path = folder / NORM_STATS_FILE if folder is not None else None
-    if path is None or not path.is_file():
+    if path is not None and path.is_file():
+        return NormStats.from_json(path, config.unnorm_key), str(path)
+    try:
+        ref = resolve_checkpoint(REFERENCE_STATS_MODEL, what=f"{REFERENCE_STATS_MODEL}'s statistics",
+                                 patterns=(NORM_STATS_FILE,))
+    except ModelLoadError as exc:
         raise ModelLoadError(
-            f"checkpoint {config.model} has no {NORM_STATS_FILE}: pass the statistics file explicitly "
-            "(NoraConfig.norm_stats / --norm-stats, e.g. ../shared/data/norm_stats/bridge_orig_action_stats.json)"
-        )
-    return NormStats.from_json(path, config.unnorm_key)
+            f"checkpoint {config.model} has no {NORM_STATS_FILE}, and the reference's ({REFERENCE_STATS_MODEL}) "
+            f"cannot be had: {exc}. Pass a statistics file (NoraConfig.norm_stats / --norm-stats, e.g. "
+            "../shared/data/norm_stats/bridge_orig_action_stats.json)") from exc
+    log.info("checkpoint %s has no %s: using %s's", config.model, NORM_STATS_FILE, REFERENCE_STATS_MODEL)
+    return NormStats.from_json(ref / NORM_STATS_FILE, config.unnorm_key), f"{REFERENCE_STATS_MODEL}/{NORM_STATS_FILE}"
 
 
 def load_fast_tokenizer(config: NoraConfig, folder: pathlib.Path) -> object:
@@ -175,6 +277,8 @@ class LoadedNora:
     folder: pathlib.Path
     device: str
     dtype: str
+    variant: str = ""
+    norm_stats_source: str = ""
 
 
 def load_nora(config: NoraConfig) -> LoadedNora:
@@ -192,7 +296,8 @@ def load_nora(config: NoraConfig) -> LoadedNora:
             f"checkpoint folder {folder} has no .safetensors weights (only safetensors are loaded, never pickles): "
             "download the full checkpoint or convert its weights to safetensors"
         )
-    norm_stats = load_norm_stats(config, folder)
+    config = resolve_variant(config, folder)
+    norm_stats, stats_source = load_norm_stats_with_source(config, folder)
     tokenizer = load_tokenizer(folder)
     check_action_vocabulary(tokenizer, f"checkpoint {folder}")
     fast = load_fast_tokenizer(config, folder)
@@ -229,5 +334,7 @@ def load_nora(config: NoraConfig) -> LoadedNora:
         folder=folder,
         device=device,
         dtype=dtype,
+        variant=config.variant,
+        norm_stats_source=stats_source,
     )
 

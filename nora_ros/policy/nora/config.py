@@ -14,8 +14,15 @@ from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PreprocessConfig
 from nora_ros.errors import ConfigurationError
 from nora_ros.trials.instruction import MAX_INSTRUCTION_CHARS
 
-VARIANT_HORIZON = {"nora": 1, "nora-long": 5}
-"""Actions per chunk: NORA predicts one step, NORA-Long five (both at 5 Hz)."""
+VARIANT_HORIZON = {"nora": 1, "nora-long": 5, "nora-1.5": 5}
+"""Actions per chunk: NORA predicts one step, NORA-Long and NORA-1.5 five (all at 5 Hz)."""
+
+AUTO_VARIANT = "auto"
+"""``variant`` default: taken from the checkpoint where it is known (see
+:func:`nora_ros.policy.nora.checkpoint.checkpoint_variant`), else the policy refuses to start."""
+
+ACTION_HEADS = ("flow", "fast")
+"""NORA-1.5's two heads: the flow-matching action expert, or FAST+ tokens from the same VLM."""
 
 DEFAULT_MODEL = "declare-lab/nora"
 DEFAULT_FAST_TOKENIZER = "physical-intelligence/fast"
@@ -31,13 +38,21 @@ class NoraConfig:
 
     - ``model``: local checkpoint folder or hub ID (``declare-lab/nora``, ``declare-lab/nora-long``,
       fine-tuned ones).
-    - ``variant``: ``nora`` (1 action per chunk) or ``nora-long`` (5).
+    - ``variant``: ``nora`` (1 action per chunk), ``nora-long`` (5), ``nora-1.5`` (5, flow-matching
+      action expert), or ``auto``: the checkpoint's own where it is known.
+    - ``action_head`` (NORA-1.5): ``flow`` (the action expert; the authors found it better in
+      simulation) or ``fast`` (FAST+ tokens from the same VLM; better on their real arm).
+    - ``flow_steps`` (NORA-1.5, flow): Euler steps from noise to actions (the reference: 10).
+    - ``seed`` (NORA-1.5, flow): seed of the initial noise; the generator restarts at every
+      ``reset`` (each trial), so a replay reproduces a run.
     - ``unnorm_key``: which statistics un-normalize actions (``bridge_orig``, LIBERO suites).
     - ``norm_stats``: a statistics file to use instead of the checkpoint's ``norm_stats.json``.
     - ``fast_tokenizer``: FAST+ table (folder, ``tokenizer.json`` or hub ID); ``None`` uses the
       checkpoint's ``fast/`` folder if it has one, else ``physical-intelligence/fast``.
     - ``device``: ``cuda``, ``cuda:1``, ``cpu``; ``None``: the GPU when there is one.
-    - ``dtype``: ``bfloat16`` / ``float16`` / ``float32``; ``None``: bfloat16 on a GPU, float32 on a CPU.
+    - ``dtype``: ``bfloat16`` / ``float16`` / ``float32``; ``None``: bfloat16 on a GPU and float32 on a
+      CPU for NORA / NORA-Long (the reference's bf16), float32 everywhere for NORA-1.5 (its
+      reference runs in float32).
     - ``attention``: ``sdpa`` / ``eager`` / ``flash_attention_2``; ``None``: sdpa.
     - ``lowercase_instruction``: lower-case instructions, as NORA's training data was.
     - ``max_instruction_chars``: longer instructions are rejected, not cut.
@@ -46,7 +61,10 @@ class NoraConfig:
     """
 
     model: str = DEFAULT_MODEL
-    variant: str = "nora"
+    variant: str = AUTO_VARIANT
+    action_head: str = "flow"
+    flow_steps: int = 10
+    seed: int = 0
     unnorm_key: str = "bridge_orig"
     norm_stats: str | None = None
     fast_tokenizer: str | None = None
@@ -61,8 +79,15 @@ class NoraConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigurationError("model must be a checkpoint folder or a hub ID such as 'declare-lab/nora'")
-        if self.variant not in VARIANT_HORIZON:
-            raise ConfigurationError(f"variant must be one of {sorted(VARIANT_HORIZON)}, got '{self.variant}'")
+        if self.variant not in VARIANT_HORIZON and self.variant != AUTO_VARIANT:
+            raise ConfigurationError(
+                f"variant must be one of {[AUTO_VARIANT, *VARIANT_HORIZON]}, got '{self.variant}'")
+        if self.action_head not in ACTION_HEADS:
+            raise ConfigurationError(f"action_head must be one of {ACTION_HEADS}, got '{self.action_head}'")
+        if isinstance(self.flow_steps, bool) or not isinstance(self.flow_steps, int) or not 1 <= self.flow_steps <= 1000:
+            raise ConfigurationError(f"flow_steps must be an integer in 1..1000 (the reference uses 10), got {self.flow_steps!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigurationError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.dtype is not None and self.dtype not in DTYPES:
             raise ConfigurationError(f"dtype must be one of {DTYPES} or None (auto), got '{self.dtype}'")
         if self.attention is not None and self.attention not in ATTENTIONS:
@@ -79,7 +104,18 @@ class NoraConfig:
 
     @property
     def horizon(self) -> int:
+        """Actions per chunk of the configured variant (``auto`` is resolved against the
+        checkpoint at load: :meth:`with_variant`)."""
+        if self.variant == AUTO_VARIANT:
+            raise ConfigurationError("variant 'auto' is resolved when the checkpoint is loaded; its horizon is "
+                                     "not known before (give variant explicitly to use it without a checkpoint)")
         return VARIANT_HORIZON[self.variant]
+
+    def with_variant(self, variant: str) -> NoraConfig:
+        """This config with ``variant`` resolved (a copy; checked like any config)."""
+        import dataclasses
+
+        return dataclasses.replace(self, variant=variant)
 
     def resolved_device(self) -> str:
         import torch
@@ -93,6 +129,8 @@ class NoraConfig:
     def resolved_dtype(self, device: str) -> str:
         if self.dtype is not None:
             return self.dtype
+        if self.variant == "nora-1.5":
+            return "float32"  # the reference loads without a dtype: float32 (bf16 moves its actions)
         return "bfloat16" if device.startswith("cuda") else "float32"
 
     def resolved_attention(self) -> str:

@@ -32,10 +32,10 @@ import numpy as np
 from nora_ros.actions import ACTION_DIM, GRIPPER_DIM, ActionChunk, NormStats
 from nora_ros.camera.frame import Frame
 from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec, PreprocessConfig, pixel_patches, to_model_image
-from nora_ros.errors import FastDecodeError, ModelLoadError, PolicyError
+from nora_ros.errors import ConfigurationError, FastDecodeError, ModelLoadError, PolicyError
 from nora_ros.policy.base import Policy
 from nora_ros.policy.nora.checkpoint import LoadedNora, load_nora
-from nora_ros.policy.nora.config import NoraConfig
+from nora_ros.policy.nora.config import AUTO_VARIANT, NoraConfig
 from nora_ros.policy.nora.prompt import PromptBuilder
 from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, IMAGE_PAD_ID, N_ACTION_TOKENS
 
@@ -61,12 +61,25 @@ def finish_actions(normalized: np.ndarray, stats: NormStats) -> tuple[np.ndarray
             "max_abs": float(np.abs(x[over]).max()),
         }
         x = np.where(over, np.clip(x, -1.0, 1.0), x)
-    a = stats.unnormalize(x)
+    a = stats.finish_gripper(stats.unnormalize(x))
     g = a[:, GRIPPER_DIM]
     if np.any((g < 0.0) | (g > 1.0)):
         report["clipped_gripper"] = {"values": [float(v) for v in g], "range": [0.0, 1.0]}
         a[:, GRIPPER_DIM] = np.clip(g, 0.0, 1.0)
     return a, report
+
+
+def _tie_variant(config: NoraConfig, loaded: LoadedNora) -> NoraConfig:
+    """``config`` with the variant the checkpoint was loaded as (``auto`` resolved); an explicit
+    variant that contradicts it is refused (its horizon would decode into wrong actions)."""
+    if config.variant == AUTO_VARIANT:
+        if not loaded.variant:
+            raise ConfigurationError(f"the variant of {loaded.folder} is unknown: set variant explicitly")
+        return config.with_variant(loaded.variant)
+    if loaded.variant and loaded.variant != config.variant:
+        raise ConfigurationError(
+            f"variant {config.variant} contradicts the loaded checkpoint {loaded.folder}, which is {loaded.variant}")
+    return config
 
 
 class NoraPolicy(Policy):
@@ -78,8 +91,9 @@ class NoraPolicy(Policy):
         from nora_ros.policy.fast.constraint import FastConstraint
         from nora_ros.policy.nora.decoding import FastConstraintProcessor, candidate_head
 
-        self.config = config or NoraConfig()
-        self.loaded = loaded or load_nora(self.config)
+        config = config or NoraConfig()
+        self.loaded = loaded or load_nora(config)
+        self.config = _tie_variant(config, self.loaded)
         self.model_id = self.config.model
         self.horizon = self.config.horizon
         self.step_period = self.config.step_period

@@ -21,7 +21,7 @@ import numpy as np
 
 from nora_ros.actions import ACTION_DIM, NormStats
 from nora_ros.errors import ConfigurationError
-from nora_ros.policy.nora.checkpoint import FAST_SUBFOLDER, NORM_STATS_FILE
+from nora_ros.policy.nora.checkpoint import FAST_SUBFOLDER, NORM_STATS_FILE, VARIANT_KEY
 from nora_ros.policy.nora.qwen_vocab import (
     ENDOFTEXT_ID,
     IM_END_ID,
@@ -117,11 +117,14 @@ def _training_chunks(stats: NormStats, rng: np.random.Generator) -> tuple[list[n
     return chunks, source
 
 
-def build_tiny_checkpoint(out_dir: str | pathlib.Path, spec: TinySpec | None = None, real_vocab: bool = True) -> pathlib.Path:
+def build_tiny_checkpoint(out_dir: str | pathlib.Path, spec: TinySpec | None = None, real_vocab: bool = True,
+                          variant: str | None = "nora") -> pathlib.Path:
     """Write a tiny NORA-architecture checkpoint into ``out_dir`` and return the folder.
 
     ``real_vocab=False`` forces the small self-built vocabulary even where the real Qwen2.5
-    rank file is present (the tests use it to exercise both).
+    rank file is present (the tests use it to exercise both). ``variant`` (``nora`` or
+    ``nora-long``) is written into ``config.json`` as :data:`VARIANT_KEY`, so ``variant: auto``
+    knows the horizon; ``None`` leaves it undeclared, like a fine-tune of unknown origin.
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -173,6 +176,8 @@ def build_tiny_checkpoint(out_dir: str | pathlib.Path, spec: TinySpec | None = N
         bos_token_id=ENDOFTEXT_ID, eos_token_id=[IM_END_ID, ENDOFTEXT_ID], pad_token_id=ENDOFTEXT_ID, do_sample=False
     )
     model.save_pretrained(out, safe_serialization=True)
+    if variant is not None:
+        set_checkpoint_variant(out, variant)
 
     tiktoken = qwen_tiktoken_path() if real_vocab else None
     # tokenizer.json written by tokenizers itself (fast); the config is what a Qwen2.5-VL
@@ -213,3 +218,15 @@ def build_tiny_checkpoint(out_dir: str | pathlib.Path, spec: TinySpec | None = N
     )
     log.info("tiny NORA checkpoint written to %s (vocab: %s)", out, "real" if tiktoken else "fallback")
     return out
+
+
+def set_checkpoint_variant(folder: str | pathlib.Path, variant: str) -> None:
+    """Declare ``folder``'s variant in its ``config.json`` (:data:`VARIANT_KEY`)."""
+    from nora_ros.policy.nora.config import VARIANT_HORIZON
+
+    if variant not in VARIANT_HORIZON:
+        raise ConfigurationError(f"variant must be one of {sorted(VARIANT_HORIZON)}, got '{variant}'")
+    path = pathlib.Path(folder) / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg[VARIANT_KEY] = variant
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")

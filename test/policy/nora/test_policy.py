@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from conftest_nora import tiny_checkpoint  # noqa: F401  (session fixture)
+from conftest_nora import tiny_checkpoint, tiny_checkpoint_long  # noqa: F401  (session fixtures)
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -40,10 +40,11 @@ def loaded(tiny_checkpoint):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def policies(tiny_checkpoint, loaded):  # noqa: F811
+def policies(tiny_checkpoint, tiny_checkpoint_long, loaded):  # noqa: F811
+    long = NoraConfig(model=str(tiny_checkpoint_long), device="cpu")
     return {
-        variant: NoraPolicy(NoraConfig(model=str(tiny_checkpoint), variant=variant, device="cpu"), loaded=loaded)
-        for variant in ("nora", "nora-long")
+        "nora": NoraPolicy(NoraConfig(model=str(tiny_checkpoint), variant="nora", device="cpu"), loaded=loaded),
+        "nora-long": NoraPolicy(long, loaded=load_nora(long)),
     }
 
 

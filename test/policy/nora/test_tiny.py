@@ -122,7 +122,7 @@ def test_libero_bounds_file_is_read_by_key(tiny_checkpoint):  # noqa: F811
     bounds = shared_data_path("norm_stats", "nora_libero_bounds.json")
     stats = load_norm_stats(NoraConfig(model=str(tiny_checkpoint), norm_stats=str(bounds), unnorm_key="libero_object"), tiny_checkpoint)
     assert stats.q01[0] == pytest.approx(-0.5383928418159485)
-    assert stats.mask.tolist() == [True] * 6 + [False]
+    assert stats.mask.tolist() == [True] * 7 and stats.binarize_gripper  # the reference's LIBERO handling
 
 
 @pytest.mark.parametrize(
@@ -143,9 +143,13 @@ def test_bad_config_values_say_how_to_fix(kwargs, match):
 
 
 def test_config_defaults_pick_for_the_device():
+    from nora_ros.policy.nora.checkpoint import resolve_variant
+
     cfg = NoraConfig()
-    assert cfg.model == "declare-lab/nora" and cfg.unnorm_key == "bridge_orig" and cfg.horizon == 1
-    assert NoraConfig(variant="nora-long").horizon == 5
+    assert cfg.model == "declare-lab/nora" and cfg.unnorm_key == "bridge_orig" and cfg.variant == "auto"
+    assert resolve_variant(cfg, None).horizon == 1  # declare-lab/nora is known to be NORA
+    assert NoraConfig(variant="nora-long").horizon == 5 and NoraConfig(variant="nora-1.5").horizon == 5
     assert cfg.resolved_dtype("cuda") == "bfloat16" and cfg.resolved_dtype("cpu") == "float32"
+    assert NoraConfig(variant="nora-1.5").resolved_dtype("cuda") == "float32"  # as the reference runs it
     assert cfg.resolved_attention() == "sdpa"
     assert cfg.max_instruction_chars == 256 and cfg.lowercase_instruction is True
