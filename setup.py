@@ -27,6 +27,8 @@ setup(
         "pillow>=10",
         # Camera sources (device, video file, image folder) and compressed images.
         "opencv-python-headless>=4.8",
+        # JPEG decoding with libjpeg's fast integer IDCT, as TensorFlow decodes (NORA's reference loop).
+        "simplejpeg>=1.7",
     ],
     extras_require={
         # transformers 5: Qwen2.5-VL's 3D positions from mm_token_type_ids, and its PIL image

@@ -2,7 +2,10 @@
 
 Training (OpenVLA/NORA RLDS pipeline) resized images with TensorFlow's
 ``tf.image.resize(method="lanczos3", antialias=True)`` and rounded back to uint8; the reference
-robot loop JPEG-encodes the frame first. :func:`resize_lanczos3` reproduces TensorFlow's
+WidowX loop JPEG-encodes the frame first (quality 95) and decodes it with TensorFlow, whose
+decoder uses libjpeg's fast integer IDCT: :func:`jpeg_round_trip` decodes the same way
+(simplejpeg, ``fastdct``), so its pixels equal TensorFlow's (PIL's accurate IDCT differs in
+about 60 % of the values, by up to 15 levels, on real WidowX frames). :func:`resize_lanczos3` reproduces TensorFlow's
 separable scale-and-translate kernel in numpy (sparse banded weights, cached per input size,
 so a 480x640 frame costs two sparse products), without a PIL round trip.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +30,14 @@ from nora_ros.errors import ConfigurationError, InvalidInputError
 
 MODEL_IMAGE_SIZE = 224
 """NORA's input resolution: 224x224 RGB gives a 16x16 patch grid, 64 image tokens."""
+
+TRAINING_ASPECT = 640 / 480
+"""Width / height of the frames NORA was trained on (Bridge's 480x640 camera), squashed to 224x224."""
+
+ASPECTS = ("squash", "crop")
+
+_log = logging.getLogger(__name__)
+_warned_shapes: set[tuple[int, int]] = set()
 
 ENCODINGS = ("rgb8", "bgr8")
 
@@ -39,16 +51,22 @@ class PreprocessConfig:
     ``size``: output side in pixels (NORA: 224). ``jpeg_quality``: when set (1..100), the frame
     is JPEG-encoded and decoded first, as the reference robot loop and training data did
     (TensorFlow's default quality is 95); ``None`` skips the round trip (faster, no PIL).
+    ``aspect``: a frame whose width / height is not the training frames' 4:3 is ``squash``-ed
+    to the square like any frame (as the reference does; warned once per frame size: objects
+    then look wider or narrower than in training), or centre-``crop``-ped to 4:3 first.
     """
 
     size: int = MODEL_IMAGE_SIZE
     jpeg_quality: int | None = None
+    aspect: str = "squash"
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 28 or self.size % 28:
             raise ConfigurationError(f"image size must be a positive multiple of 28 (patch 14 x merge 2), got {self.size}")
         if self.jpeg_quality is not None and not (1 <= int(self.jpeg_quality) <= 100):
             raise ConfigurationError(f"jpeg_quality must be 1..100 or None (no JPEG round trip), got {self.jpeg_quality}")
+        if self.aspect not in ASPECTS:
+            raise ConfigurationError(f"aspect must be one of {ASPECTS}, got {self.aspect!r}")
 
 
 def validate_image(image: object, encoding: str = "rgb8") -> np.ndarray:
@@ -121,13 +139,37 @@ def resize_lanczos3(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode as JPEG (PIL/libjpeg), as the reference loop and training data did."""
+    """Encode as JPEG (PIL/libjpeg, 4:2:0) and decode with the fast integer IDCT: pixel for pixel
+    what the reference loop's ``tf.image.encode_jpeg`` + ``tf.io.decode_image`` give (checked on
+    the real WidowX frames in ../shared/data against TensorFlow 2.15: 0 values differ)."""
+    import simplejpeg
     from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(rgb, mode="RGB").save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+    return simplejpeg.decode_jpeg(buf.getvalue(), colorspace="RGB", fastdct=True, fastupsample=False)
+
+
+def crop_to_aspect(image: np.ndarray, aspect: float = TRAINING_ASPECT) -> np.ndarray:
+    """The centred window of ``image`` with width / height = ``aspect`` (a view, no copy)."""
+    h, w = image.shape[:2]
+    if w / h > aspect:
+        cw = int(round(h * aspect))
+        x0 = (w - cw) // 2
+        return image[:, x0 : x0 + cw]
+    ch = int(round(w / aspect))
+    y0 = (h - ch) // 2
+    return image[y0 : y0 + ch]
+
+
+def _check_aspect(h: int, w: int) -> None:
+    """Warn once per frame size when squashing a frame that is not 4:3 (tolerance 1 %)."""
+    if abs((w / h) / TRAINING_ASPECT - 1.0) <= 0.01 or (h, w) in _warned_shapes:
+        return
+    _warned_shapes.add((h, w))
+    _log.warning("camera frames are %dx%d (width/height %.3f), not the 4:3 NORA was trained on: squashing them "
+                 "to %dx%d distorts the scene; set the camera to 640x480 or use aspect: crop", w, h, w / h,
+                 MODEL_IMAGE_SIZE, MODEL_IMAGE_SIZE)
 
 
 def to_model_image(image: np.ndarray, encoding: str = "rgb8", config: PreprocessConfig | None = None) -> np.ndarray:
@@ -135,6 +177,10 @@ def to_model_image(image: np.ndarray, encoding: str = "rgb8", config: Preprocess
     config = config or PreprocessConfig()
     image = validate_image(image, encoding)
     rgb = image if encoding == "rgb8" else image[..., ::-1]
+    if config.aspect == "crop":
+        rgb = crop_to_aspect(rgb)
+    else:
+        _check_aspect(*rgb.shape[:2])
     if config.jpeg_quality is not None:
         rgb = jpeg_round_trip(np.ascontiguousarray(rgb), config.jpeg_quality)
     return resize_lanczos3(rgb, config.size, config.size)

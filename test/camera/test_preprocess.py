@@ -146,3 +146,47 @@ def test_patching_rejects_sizes_off_the_patch_grid():
         pixel_patches(np.zeros((30, 28, 3), np.uint8), spec)
     with pytest.raises(ConfigurationError):
         PatchSpec(image_mean=CLIP_MEAN, image_std=(0.2, 0.0, 0.2))
+
+
+def test_jpeg_round_trip_decodes_with_the_fast_idct_as_tensorflow_does(real_frame):
+    """The reference loop decodes with TensorFlow, whose libjpeg uses the fast integer IDCT
+    (checked equal to TensorFlow 2.15 on the real frames by a script outside the repo); PIL's
+    accurate IDCT gives other pixels, and that must show here, or the test could not fail."""
+    import io
+
+    import simplejpeg
+    from PIL import Image
+
+    from nora_ros.camera.preprocess import jpeg_round_trip
+
+    ours = jpeg_round_trip(real_frame, 95)
+    buf = io.BytesIO()
+    Image.fromarray(real_frame).save(buf, format="JPEG", quality=95)
+    fast = simplejpeg.decode_jpeg(buf.getvalue(), fastdct=True, fastupsample=False)
+    accurate = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert ours.shape == real_frame.shape and ours.dtype == np.uint8
+    np.testing.assert_array_equal(ours, fast)
+    assert (ours != accurate).mean() > 0.3  # ~60 % of the values differ on a real frame
+
+
+def test_a_frame_that_is_not_4_3_is_warned_once_or_cropped(caplog):
+    import logging
+
+    from nora_ros.camera import preprocess
+
+    wide = np.zeros((360, 640, 3), np.uint8)
+    wide[:, 80:560] = 200  # the centre 4:3 window (480 wide) is bright, the sides dark
+    preprocess._warned_shapes.discard((360, 640))
+    with caplog.at_level(logging.WARNING, logger="nora_ros.camera.preprocess"):
+        to_model_image(wide)
+        to_model_image(wide)
+        to_model_image(np.zeros((480, 640, 3), np.uint8))
+    warnings = [r for r in caplog.records if "not the 4:3" in r.getMessage()]
+    assert len(warnings) == 1 and "640x360" in warnings[0].getMessage()
+    cropped = to_model_image(wide, config=PreprocessConfig(aspect="crop"))
+    squashed = to_model_image(wide)
+    assert cropped.min() == 200 and squashed.min() < 50  # the crop keeps only the centre window
+    assert preprocess.crop_to_aspect(np.zeros((480, 800, 3))).shape[:2] == (480, 640)
+    assert preprocess.crop_to_aspect(np.zeros((600, 640, 3))).shape[:2] == (480, 640)
+    with pytest.raises(ConfigurationError, match="aspect must be one of"):
+        PreprocessConfig(aspect="stretch")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from nora_ros.actions import BRIDGE_STEP_PERIOD
-from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PreprocessConfig
+from nora_ros.camera.preprocess import ASPECTS, MODEL_IMAGE_SIZE, PreprocessConfig
 from nora_ros.errors import ConfigurationError
 from nora_ros.trials.instruction import MAX_INSTRUCTION_CHARS
 
@@ -20,6 +20,13 @@ VARIANT_HORIZON = {"nora": 1, "nora-long": 5, "nora-1.5": 5}
 AUTO_VARIANT = "auto"
 """``variant`` default: taken from the checkpoint where it is known (see
 :func:`nora_ros.policy.nora.checkpoint.checkpoint_variant`), else the policy refuses to start."""
+
+AUTO_JPEG = -1
+"""``jpeg_quality`` default: the reference's preprocessing for the variant (see
+:meth:`NoraConfig.resolved_jpeg_quality`)."""
+
+REFERENCE_JPEG_QUALITY = 95
+"""The reference WidowX loop's ``tf.image.encode_jpeg`` quality (as the RLDS training frames)."""
 
 ACTION_HEADS = ("flow", "fast")
 """NORA-1.5's two heads: the flow-matching action expert, or FAST+ tokens from the same VLM."""
@@ -56,7 +63,11 @@ class NoraConfig:
     - ``attention``: ``sdpa`` / ``eager`` / ``flash_attention_2``; ``None``: sdpa.
     - ``lowercase_instruction``: lower-case instructions, as NORA's training data was.
     - ``max_instruction_chars``: longer instructions are rejected, not cut.
-    - ``jpeg_quality``: JPEG round trip before resizing (the reference loop's 95), ``None`` skips it.
+    - ``jpeg_quality``: JPEG round trip at this quality before resizing, ``None`` skips it; ``-1``
+      (default): as the reference does for the variant: 95 for NORA / NORA-Long with Bridge
+      statistics (the reference WidowX loop), none for NORA-1.5 and LIBERO.
+    - ``image_aspect``: ``squash`` a frame that is not 4:3 to the square as the reference does
+      (warned once), or ``crop`` its centre to 4:3 first.
     - ``step_period``: seconds per action (Bridge: 0.2, NORA ran at 5 Hz).
     """
 
@@ -73,7 +84,8 @@ class NoraConfig:
     attention: str | None = None
     lowercase_instruction: bool = True
     max_instruction_chars: int = MAX_INSTRUCTION_CHARS
-    jpeg_quality: int | None = None
+    jpeg_quality: int | None = AUTO_JPEG
+    image_aspect: str = "squash"
     step_period: float = BRIDGE_STEP_PERIOD
 
     def __post_init__(self) -> None:
@@ -100,7 +112,10 @@ class NoraConfig:
             raise ConfigurationError(f"step_period must be positive seconds, got {self.step_period}")
         if not self.unnorm_key:
             raise ConfigurationError("unnorm_key must name a statistics entry, e.g. 'bridge_orig'")
-        PreprocessConfig(MODEL_IMAGE_SIZE, self.jpeg_quality)  # validates jpeg_quality
+        if self.jpeg_quality != AUTO_JPEG:
+            PreprocessConfig(MODEL_IMAGE_SIZE, self.jpeg_quality)  # validates jpeg_quality
+        if self.image_aspect not in ASPECTS:
+            raise ConfigurationError(f"image_aspect must be one of {ASPECTS}, got '{self.image_aspect}'")
 
     @property
     def horizon(self) -> int:
@@ -132,6 +147,20 @@ class NoraConfig:
         if self.variant == "nora-1.5":
             return "float32"  # the reference loads without a dtype: float32 (bf16 moves its actions)
         return "bfloat16" if device.startswith("cuda") else "float32"
+
+    def resolved_jpeg_quality(self) -> int | None:
+        """The JPEG quality the reference uses for this variant and statistics, unless one is set:
+        95 for NORA / NORA-Long on Bridge (its WidowX loop), none for NORA-1.5 (its reference
+        resizes the frame as is) and for LIBERO (NORA's LIBERO loop)."""
+        if self.jpeg_quality != AUTO_JPEG:
+            return self.jpeg_quality
+        if self.variant in ("nora", "nora-long") and self.unnorm_key == "bridge_orig":
+            return REFERENCE_JPEG_QUALITY
+        return None
+
+    def preprocess(self) -> PreprocessConfig:
+        """How this config's frames become the model image."""
+        return PreprocessConfig(MODEL_IMAGE_SIZE, self.resolved_jpeg_quality(), self.image_aspect)
 
     def resolved_attention(self) -> str:
         return self.attention or "sdpa"

@@ -31,7 +31,7 @@ import numpy as np
 
 from nora_ros.actions import ACTION_DIM, GRIPPER_DIM, ActionChunk, NormStats
 from nora_ros.camera.frame import Frame
-from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec, PreprocessConfig, pixel_patches, to_model_image
+from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec, pixel_patches, to_model_image
 from nora_ros.errors import ConfigurationError, FastDecodeError, ModelLoadError, PolicyError
 from nora_ros.policy.base import Policy
 from nora_ros.policy.nora.checkpoint import LoadedNora, load_nora
@@ -97,7 +97,7 @@ class NoraPolicy(Policy):
         self.model_id = self.config.model
         self.horizon = self.config.horizon
         self.step_period = self.config.step_period
-        self._preprocess = PreprocessConfig(MODEL_IMAGE_SIZE, self.config.jpeg_quality)
+        self._preprocess = self.config.preprocess()
         self.patch_spec = PatchSpec.from_processor(self.loaded.image_processor)
         self._check_image_size()
         n_image_tokens = self.patch_spec.n_image_tokens(MODEL_IMAGE_SIZE, MODEL_IMAGE_SIZE)

@@ -94,3 +94,14 @@ def test_statistics_fall_back_to_declare_lab_nora_from_the_hub_cache(tmp_path, m
     stats, source = load_norm_stats_with_source(config, folder)
     assert source == "declare-lab/nora/norm_stats.json"
     assert stats.key == "bridge_orig" and stats.q99[0] == pytest.approx(0.028309678435325586)
+
+
+@pytest.mark.parametrize(("variant", "key", "quality"), [
+    ("nora", "bridge_orig", 95), ("nora-long", "bridge_orig", 95), ("nora-1.5", "bridge_orig", None),
+    ("nora", "libero_10", None),
+])
+def test_the_jpeg_round_trip_follows_the_reference_for_the_variant(variant, key, quality):
+    config = NoraConfig(variant=variant, unnorm_key=key)
+    assert config.resolved_jpeg_quality() == quality and config.preprocess().jpeg_quality == quality
+    assert NoraConfig(variant="nora-1.5", jpeg_quality=80).resolved_jpeg_quality() == 80
+    assert NoraConfig(variant="nora", jpeg_quality=None).resolved_jpeg_quality() is None
