@@ -2,6 +2,7 @@
 
     ros2 launch nora_ros sim.launch.py                            # scripted expert: no GPU needed
     ros2 launch nora_ros sim.launch.py model:=declare-lab/nora    # NORA (a GPU for real time)
+    ros2 launch nora_ros sim.launch.py model:=declare-lab/nora-1.5 variant:=nora-1.5 action_head:=flow
     ros2 topic pub --once /nora/instruction std_msgs/msg/String "{data: 'put the carrot in the pot'}"
 
 The sim node owns the MuJoCo world: it publishes camera/image_raw and joint_states and takes
@@ -28,6 +29,8 @@ except ImportError:  # pragma: no cover - depends on the ROS distribution
 
 def generate_launch_description():
     model = LaunchConfiguration("model")
+    variant = LaunchConfiguration("variant")
+    action_head = LaunchConfiguration("action_head")
     task = LaunchConfiguration("task")
     seed = LaunchConfiguration("seed")
     dry_run = LaunchConfiguration("dry_run")
@@ -41,6 +44,14 @@ def generate_launch_description():
             "model", default_value="scripted",
             description="Policy: scripted (the sim's scripted expert on ground truth: no GPU, no weights), "
                         "a NORA checkpoint folder or hub ID (declare-lab/nora), or replay:EPISODE.npz."),
+        DeclareLaunchArgument(
+            "variant", default_value="auto", choices=["auto", "nora", "nora-long", "nora-1.5"],
+            description="NORA variant: auto (the checkpoint's own where it is known), nora (1 action per chunk), "
+                        "nora-long (5) or nora-1.5 (5, flow-matching action expert); one that contradicts the "
+                        "checkpoint is refused."),
+        DeclareLaunchArgument(
+            "action_head", default_value="flow", choices=["flow", "fast"],
+            description="NORA-1.5 only: flow (the action expert) or fast (FAST+ tokens from the same VLM)."),
         DeclareLaunchArgument(
             "task", default_value="carrot_in_pot",
             description="Simulated task (scene objects and success check), a name from nora_ros.sim.tasks."),
@@ -78,7 +89,11 @@ def generate_launch_description():
         ),
         Node(
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
-            parameters=[params_file, {"model": ParameterValue(model, value_type=str)}],
+            parameters=[params_file, {
+                "model": ParameterValue(model, value_type=str),
+                "variant": ParameterValue(variant, value_type=str),
+                "action_head": ParameterValue(action_head, value_type=str),
+            }],
             ros_arguments=ros_args,
         ),
         Node(

@@ -37,6 +37,8 @@ def generate_launch_description():
     policy = LaunchConfiguration("policy")
     image_topic = LaunchConfiguration("image_topic")
     model = LaunchConfiguration("model")
+    variant = LaunchConfiguration("variant")
+    action_head = LaunchConfiguration("action_head")
     dry_run = LaunchConfiguration("dry_run")
     params_file = LaunchConfiguration("params_file")
     results_file = LaunchConfiguration("results_file")
@@ -84,6 +86,14 @@ def generate_launch_description():
             description="Policy checkpoint: a local folder or hub ID (declare-lab/nora, declare-lab/nora-long, "
                         "fine-tuned ones), or replay:EPISODE.npz to replay a recorded episode."),
         DeclareLaunchArgument(
+            "variant", default_value="auto", choices=["auto", "nora", "nora-long", "nora-1.5"],
+            description="NORA variant: auto (the checkpoint's own where it is known), nora (1 action per chunk), "
+                        "nora-long (5) or nora-1.5 (5, flow-matching action expert); one that contradicts the "
+                        "checkpoint is refused."),
+        DeclareLaunchArgument(
+            "action_head", default_value="flow", choices=["flow", "fast"],
+            description="NORA-1.5 only: flow (the action expert) or fast (FAST+ tokens from the same VLM)."),
+        DeclareLaunchArgument(
             "dry_run", default_value="false", choices=["true", "false"],
             description="true: the safety node computes and reports everything but never moves the arm "
                         "(safety/enable cannot turn actuation on)."),
@@ -128,7 +138,11 @@ def generate_launch_description():
         Node(
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
             condition=IfCondition(policy),
-            parameters=[params_file, {"model": ParameterValue(model, value_type=str)}],
+            parameters=[params_file, {
+                "model": ParameterValue(model, value_type=str),
+                "variant": ParameterValue(variant, value_type=str),
+                "action_head": ParameterValue(action_head, value_type=str),
+            }],
             # A remap matches one whole name: the compressed topic needs its own.
             remappings=[("camera/image_raw", image_topic),
                         ("camera/image_raw/compressed", [image_topic, "/compressed"])],
