@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", choices=("nora", "replay", "scripted"), default="replay",
                    help="policy to replay through (default replay: the recorded actions)")
     p.add_argument("--model", help="NORA checkpoint folder or hub ID (--policy nora)")
-    p.add_argument("--variant", choices=("nora", "nora-long"), default="nora", help="NORA variant (--policy nora)")
+    p.add_argument("--variant", choices=("auto", "nora", "nora-long", "nora-1.5"), default="auto",
+                   help="NORA variant (--policy nora; default auto: the checkpoint's own)")
+    p.add_argument("--action-head", choices=("flow", "fast"), default="flow", help="NORA-1.5: flow or fast")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N for NORA (default: the GPU when there is one)")
     p.add_argument("--out", default="replay_out", help="folder for the plots and the report (default replay_out)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -67,10 +69,11 @@ def make_policies(args: argparse.Namespace, recording):
         if not args.model:
             raise ConfigurationError("--policy nora needs --model PATH_OR_ID (declare-lab/nora, or a folder written by "
                                      "`nora-ros tiny-model`)")
+        from nora_ros.policy.factory import make_policy
         from nora_ros.policy.nora.config import NoraConfig
-        from nora_ros.policy.nora.policy import NoraPolicy
 
-        policy = NoraPolicy(NoraConfig(model=args.model, variant=args.variant, device=args.device))
+        policy = make_policy(NoraConfig(model=args.model, variant=args.variant, action_head=args.action_head,
+                                        device=args.device))
     return (lambda trial: policy), policy.model_id, policy.close
 
 

@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", choices=("nora", "replay", "scripted"), default="scripted")
     p.add_argument("--model", help="NORA checkpoint folder or hub ID (--policy nora)")
-    p.add_argument("--variant", choices=("nora", "nora-long"), default="nora", help="NORA variant (chunk of 1 or 5)")
+    p.add_argument("--variant", choices=("auto", "nora", "nora-long", "nora-1.5"), default="auto",
+                   help="NORA variant (default auto: the checkpoint's own; nora: chunks of 1, nora-long and nora-1.5: 5)")
+    p.add_argument("--action-head", choices=("flow", "fast"), default="flow",
+                   help="NORA-1.5: flow (the action expert) or fast (FAST+ tokens from the same VLM)")
     p.add_argument("--unnorm-key", default="bridge_orig", help="normalization statistics key (default bridge_orig)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the GPU when there is one)")
     p.add_argument("--episode", help="episode .npz with an `action` array (--policy replay)")
@@ -45,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.model:
             raise ConfigurationError("--policy nora needs --model PATH_OR_ID (e.g. declare-lab/nora, or a folder "
                                      "written by `nora-ros tiny-model`)")
+        from nora_ros.policy.factory import make_policy
         from nora_ros.policy.nora.config import NoraConfig
-        from nora_ros.policy.nora.policy import NoraPolicy
 
-        config = NoraConfig(model=args.model, variant=args.variant, unnorm_key=args.unnorm_key, device=args.device)
-        policy = NoraPolicy(config)
+        config = NoraConfig(model=args.model, variant=args.variant, action_head=args.action_head,
+                            unnorm_key=args.unnorm_key, device=args.device)
+        policy = make_policy(config)
         return run_sim_session(args, lambda world: policy, checkpoint=args.model, latency=args.latency)
     if args.policy == "replay":
         if not args.episode:
