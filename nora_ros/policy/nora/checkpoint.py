@@ -286,6 +286,9 @@ def load_nora(config: NoraConfig) -> LoadedNora:
     import torch
     from transformers import AutoImageProcessor, Qwen2_5_VLForConditionalGeneration
 
+    from nora_ros.policy.nora.compat import check_transformers_version
+
+    check_transformers_version()  # colcon does not enforce setup.py's pin: refuse an unchecked transformers here
     folder = resolve_checkpoint(config.model)
     if not folder.is_dir():
         raise ModelLoadError(f"checkpoint {folder} is a file; give the checkpoint folder (with config.json)")

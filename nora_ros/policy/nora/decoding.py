@@ -14,8 +14,15 @@ Two ways to apply it:
 - :func:`constrained_greedy`, the policy's own loop: since nothing outside the 2048 action
   tokens and ``<|im_end|>`` can ever be chosen, it multiplies the last hidden state with only
   those 2049 rows of the output layer (1.3 % of NORA's 153713), and skips ``generate``'s
-  per-step bookkeeping. Greedy choices are identical to ``generate`` with the processor (a test
-  checks it); Qwen2.5-VL's 3D rotary positions come from the model's own code.
+  per-step bookkeeping. Greedy choices are identical to ``generate`` with the processor and the
+  checkpoint's ``generation_config.json`` (:mod:`nora_ros.policy.nora.generation`; tests check
+  both).
+
+The loop passes the cache and the positions explicitly on every call (:class:`CachedDecoder`):
+what a forward call infers when they are left out has changed between transformers releases
+without an error (position 0 on 4.52-4.57; ``past_key_values`` announced to be dropped in 5.40),
+so nothing is left to inference. :mod:`nora_ros.policy.nora.compat` accepts only the versions
+this was checked on and compares a cached step with a full forward pass at load.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
+from nora_ros.errors import PolicyError
+from nora_ros.policy.nora.compat import decoder_api
+from nora_ros.policy.nora.generation import GreedySettings
 from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, N_ACTION_TOKENS
 
 
@@ -149,6 +159,83 @@ def candidate_head(model: torch.nn.Module, candidate_ids: list[int]) -> torch.Te
     return weight.index_select(0, idx).detach().contiguous()
 
 
+class CachedDecoder:
+    """Prefill one prompt, then decode one token at a time, with explicit positions and cache.
+
+    What ``Qwen2_5_VLModel.forward`` (transformers 5.23-5.25) does itself, made explicit:
+
+    - prefill: the 3D rotary positions of the prompt from the model's own ``get_rope_index``
+      (text tokens count up on all three axes; the image's tokens take (time, row, column) on its
+      merged grid, so 64 image tokens span 8 positions), passed as ``position_ids``. The model's
+      ``rope_deltas`` is set as its forward would set it, for code that reads it.
+    - each later token: a text token, so one more than the largest position so far on all three
+      axes (what the model derives from ``rope_deltas``: cache length + delta), ``(3, 1, 1)``.
+    - the cache under the keyword the installed ``forward`` takes (:func:`compat.decoder_api`),
+      read back from the output field of the same name; ``cache_position`` too where ``forward``
+      takes one (4.x).
+
+    One sequence (batch 1, no padding), so no attention mask is needed after the prefill.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.backbone = model.model  # Qwen2_5_VLModel: vision tower, 3D positions, language model
+        self.api = decoder_api(type(self.backbone))
+        self.cache: object | None = None
+        self.length = 0  # tokens in the cache
+        self.next_position = 0  # rotary position of the next text token, on all three axes
+        self._device = torch.device("cpu")
+
+    def prefill(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Run the prompt (``input_ids``, ``attention_mask``, ``pixel_values``, ``image_grid_thw``,
+        ``mm_token_type_ids``) into a new cache; returns the last token's last hidden state."""
+        ids = inputs["input_ids"]
+        if ids.shape[0] != 1:
+            raise PolicyError(f"the decoding loop takes one sequence, got a batch of {ids.shape[0]}")
+        self._device = ids.device
+        positions, deltas = self.backbone.get_rope_index(
+            ids,
+            mm_token_type_ids=inputs["mm_token_type_ids"],
+            image_grid_thw=inputs.get("image_grid_thw"),
+            attention_mask=inputs.get("attention_mask"),
+        )
+        if hasattr(self.backbone, "rope_deltas"):
+            self.backbone.rope_deltas = deltas
+        kwargs: dict[str, object] = {**inputs, "position_ids": positions, "use_cache": True}
+        if self.api.cache_position:
+            kwargs["cache_position"] = torch.arange(ids.shape[1], device=ids.device)
+        out = self.backbone(**kwargs)
+        self.cache = self._cache_of(out)
+        self.length = int(ids.shape[1])
+        self.next_position = int(positions.max()) + 1
+        return out.last_hidden_state[0, -1]
+
+    def step_positions(self) -> torch.Tensor:
+        """``position_ids`` of the next token: :attr:`next_position` on all three axes."""
+        return torch.full((3, 1, 1), self.next_position, dtype=torch.long, device=self._device)
+
+    def step(self, token: int) -> torch.Tensor:
+        """Append ``token`` to the cache; returns its last hidden state."""
+        kwargs: dict[str, object] = {
+            "input_ids": torch.tensor([[token]], device=self._device),
+            "position_ids": self.step_positions(),
+            "use_cache": True,
+            self.api.cache_keyword: self.cache,
+        }
+        if self.api.cache_position:
+            kwargs["cache_position"] = torch.tensor([self.length], device=self._device)
+        out = self.backbone(**kwargs)
+        self.cache = self._cache_of(out)
+        self.length += 1
+        self.next_position += 1
+        return out.last_hidden_state[0, -1]
+
+    def _cache_of(self, out: object) -> object:
+        cache = getattr(out, self.api.cache_keyword, None)
+        if cache is None:
+            raise PolicyError(f"the model returned no cache (field `{self.api.cache_keyword}`) with use_cache=True")
+        return cache
+
+
 def constrained_greedy(
     model: torch.nn.Module,
     inputs: dict[str, torch.Tensor],
@@ -156,34 +243,37 @@ def constrained_greedy(
     head: torch.Tensor,
     max_new_tokens: int,
     on_prefill: Callable[[], None] | None = None,
+    settings: GreedySettings | None = None,
 ) -> list[int]:
     """Greedy decoding of one sequence restricted to ``processor``'s candidates.
 
     ``inputs`` are the Qwen2.5-VL prompt tensors (``input_ids``, ``attention_mask``,
     ``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids``) for one sequence; ``head`` is
-    :func:`candidate_head` of ``processor.candidate_ids``. Returns the generated ids, ending
-    with ``<|im_end|>`` unless ``max_new_tokens`` ran out. ``on_prefill`` is called once the
+    :func:`candidate_head` of ``processor.candidate_ids``. ``settings`` are what greedy
+    ``generate`` would apply from the checkpoint's ``generation_config.json`` (the repetition
+    penalty over prompt and generated tokens, before the constraint's mask, as ``generate``
+    orders them); ``None`` applies nothing. Returns the generated ids, ending with
+    ``<|im_end|>`` unless ``max_new_tokens`` ran out. ``on_prefill`` is called once the
     prompt's forward pass is done (for timing).
     """
-    backbone = model.model  # Qwen2_5_VLModel: vision tower, 3D positions, language model
     processor.begin(int(inputs["input_ids"].shape[1]))
     state = processor.constraint.start()
-    out = backbone(**inputs, use_cache=True)
-    cache = out.past_key_values
-    hidden = out.last_hidden_state[0, -1]
+    decoder = CachedDecoder(model)
+    hidden = decoder.prefill(inputs)
     if on_prefill is not None:
         on_prefill()
+    penalty = (settings or GreedySettings()).candidate_penalty(processor.candidate_ids, inputs["input_ids"])
     generated: list[int] = []
-    device = inputs["input_ids"].device
     for _ in range(max_new_tokens):
-        scores = head @ hidden.to(head.dtype)
-        token = processor.pick(state, scores.float())
+        scores = (head @ hidden.to(head.dtype)).float()
+        if penalty is not None:
+            scores = penalty(scores)
+        token = processor.pick(state, scores)
         generated.append(token)
         if token == processor.end_id:
             break
+        if penalty is not None:
+            penalty.note(token)
         state = processor.advance(state, token)
-        step = torch.tensor([[token]], device=device)
-        out = backbone(input_ids=step, past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
-        hidden = out.last_hidden_state[0, -1]
+        hidden = decoder.step(token)
     return generated

@@ -89,7 +89,9 @@ class NoraPolicy(Policy):
         import torch
 
         from nora_ros.policy.fast.constraint import FastConstraint
+        from nora_ros.policy.nora.compat import PROBE_INSTRUCTION, check_cached_decoding, probe_frame
         from nora_ros.policy.nora.decoding import FastConstraintProcessor, candidate_head
+        from nora_ros.policy.nora.generation import load_greedy_settings
 
         config = config or NoraConfig()
         self.loaded = loaded or load_nora(config)
@@ -117,6 +119,11 @@ class NoraPolicy(Policy):
         self._clip_logged_at = -math.inf
         self._torch = torch
         self._dtype = getattr(torch, self.loaded.dtype)
+        # transformers compatibility (compat.py, generation.py): what generate would apply from the
+        # checkpoint's generation_config.json, and one cached decode step checked against a full pass.
+        self.greedy = load_greedy_settings(self.loaded.folder, min_prompt_tokens=len(self.prompt.ids("a")))
+        self.probe = check_cached_decoding(self.loaded.model, self.model_inputs(probe_frame(), PROBE_INSTRUCTION),
+                                           self.processor, self._head)
 
     def _check_image_size(self) -> None:
         """The fast path feeds a 224x224 image as is; the checkpoint's processor must agree."""
@@ -173,7 +180,8 @@ class NoraPolicy(Policy):
         try:
             with torch.inference_mode():
                 generated = constrained_greedy(
-                    self.loaded.model, inputs, self.processor, self._head, self.max_new_tokens, prefill_done
+                    self.loaded.model, inputs, self.processor, self._head, self.max_new_tokens, prefill_done,
+                    settings=self.greedy,
                 )
         except (RuntimeError, FastDecodeError) as exc:  # torch (e.g. out of memory) or the constraint
             raise PolicyError(f"NORA inference failed ({type(exc).__name__}: {exc}); the arm holds") from exc
