@@ -16,6 +16,14 @@ checkpoint is built in a temporary folder; ``--full-size`` swaps in a random-wei
 NORA's full size (Qwen2.5-VL-3B) in memory, for GPU figures (peak memory is printed too).
 With random weights the reference path usually runs to the token bound and its output rarely
 decodes; both facts are printed, and the per-token decode time is given for a like-for-like view.
+
+``--variant nora-1.5`` times NORA-1.5 instead: its flow head
+(:class:`nora_ros.policy.nora.flow_policy.Nora15Policy`: preprocess, prefill, each Euler step
+``denoise_k``, unnormalize, total) next to NORA's path on the same VLM (the FAST+ head through
+:class:`NoraPolicy`: preprocess, prefill, decode, fast_decode, unnormalize, total); the last line
+is ``ratio: X`` = NORA's median total / the flow head's. Without ``--model`` a tiny NORA-1.5
+checkpoint is built; ``--full-size`` swaps in random weights of NORA-1.5's size (Qwen2.5-VL-3B
+plus a 36-layer, 768-wide expert).
 """
 
 from __future__ import annotations
@@ -40,9 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="checkpoint folder or hub ID (default: a tiny random-weight one)")
     p.add_argument("--steps", type=int, default=50, help="timed steps per path (at least 50; default 50)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per path first (default 3)")
-    p.add_argument("--variant", default="nora", help="nora (T=1) or nora-long (T=5)")
+    p.add_argument("--variant", default="nora", help="nora (T=1), nora-long (T=5) or nora-1.5 (flow head vs FAST+ head)")
     p.add_argument("--device", default=None, help="cpu, cuda (default: the GPU if there is one)")
-    p.add_argument("--dtype", default=None, help="bfloat16, float32 (default: bfloat16 on a GPU, float32 on a CPU)")
+    p.add_argument("--dtype", default=None, help="bfloat16, float32 (default: bfloat16 on a GPU, float32 on a CPU; "
+                   "float32 for nora-1.5, its reference's precision)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--full-size", action="store_true", help="random-weight model of NORA's full size (3B), in memory")
     p.set_defaults(func=run)
@@ -207,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.getLogger("nora_ros.policy.nora.policy").setLevel(logging.ERROR)  # clipping notes of random weights
+    if args.variant == "nora-1.5":
+        return run_nora15(args)
     tmp = None
     model = args.model
     if model is None:
@@ -273,6 +284,104 @@ def run(args: argparse.Namespace) -> int:
     if peak_ours is not None:
         print(f"peak GPU memory (ours, allocated): {peak_ours:.2f} GiB")
     ratio = np.median([r["total"] for r in ref]) / np.median([r["total"] for r in ours])
+    if tmp is not None:
+        tmp.cleanup()
+    print(f"ratio: {ratio:.2f}")
+    return 0
+
+
+def _full_size_nora15(loaded, device: str, dtype: str):
+    """``loaded`` with random weights of NORA-1.5's size: the 3B VLM and its 36-layer expert."""
+    import dataclasses
+
+    import torch
+
+    from nora_ros.policy.nora.expert import ExpertConfig
+    from nora_ros.policy.nora.flow import ActionFlow
+
+    vlm = _full_size_model(loaded, device, dtype)
+    with torch.device(device):
+        flow = ActionFlow(ExpertConfig.from_vlm(vlm.config.text_config))
+    return dataclasses.replace(loaded, vlm=vlm, flow=flow.to(getattr(torch, dtype)).eval())
+
+
+def _timed(policy, rgb: np.ndarray, steps: int, warmup: int, cuda: bool) -> tuple[list[dict[str, float]], float]:
+    """Per-stage timings of ``steps`` chunks after ``warmup`` untimed ones, and the mean number of
+    generated tokens per chunk (0 for the flow head)."""
+    import torch
+
+    from nora_ros.camera.frame import Frame
+
+    rows, tokens = [], []
+    policy.reset(INSTRUCTION)
+    for i in range(warmup + steps):
+        if cuda:
+            torch.cuda.synchronize()
+        chunk = policy.act(Frame(rgb, float(i)), INSTRUCTION)
+        if i >= warmup:
+            rows.append(dict(chunk.timings))
+            tokens.append(len(chunk.token_ids))
+    return rows, float(np.mean(tokens))
+
+
+def _stage_table(name: str, rows: list[dict[str, float]]) -> list[str]:
+    lines = []
+    for stage in rows[0]:
+        v = np.array([r[stage] for r in rows]) * 1e3
+        lines.append(f"{name:<10} {stage:<12} {np.median(v):>10.2f} {np.percentile(v, 90):>10.2f}")
+    return lines
+
+
+def run_nora15(args: argparse.Namespace) -> int:
+    """NORA-1.5's flow head vs NORA's FAST+ decoding on the same VLM (see the module docstring)."""
+    import dataclasses
+    import logging
+
+    import torch
+
+    from nora_ros.policy.nora.config import NoraConfig
+    from nora_ros.policy.nora.flow_policy import Nora15Policy
+    from nora_ros.policy.nora.nora15 import load_nora15
+    from nora_ros.policy.nora.policy import NoraPolicy
+    from nora_ros.policy.nora.tiny15 import build_tiny_nora15_checkpoint
+
+    logging.getLogger("nora_ros.policy.nora.flow_policy").setLevel(logging.ERROR)
+    tmp = None
+    model = args.model
+    if model is None:
+        tmp = tempfile.TemporaryDirectory(prefix="nora15_bench_")
+        model = str(build_tiny_nora15_checkpoint(pathlib.Path(tmp.name) / "tiny15"))
+    kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v is not None}
+    config = NoraConfig(model=model, variant="nora-1.5", **kwargs)
+    loaded = load_nora15(config)
+    label = "tiny random weights" if args.model is None else model
+    if args.full_size:
+        loaded = _full_size_nora15(loaded, loaded.device, loaded.dtype)
+        label = "full-size NORA-1.5 architecture (Qwen2.5-VL-3B + 36-layer expert), random weights"
+    flow = Nora15Policy(config, loaded=loaded)
+    fast = NoraPolicy(dataclasses.replace(config, action_head="fast"), loaded=loaded.as_loaded_nora(config))
+    rgb, frame_source = _frame()
+    cuda = loaded.device.startswith("cuda")
+    n_vlm = sum(p.numel() for p in loaded.vlm.parameters()) / 1e6
+    n_flow = sum(p.numel() for p in loaded.flow.parameters()) / 1e6
+    print(f"model: {label} (VLM {n_vlm:.1f} M + flow head {n_flow:.1f} M parameters); device {loaded.device}, "
+          f"dtype {loaded.dtype}, torch threads {torch.get_num_threads()}")
+    print(f"input: {frame_source}, instruction '{INSTRUCTION}'; {args.steps} timed steps after {args.warmup} warm-up; "
+          f"flow steps {flow.steps}; NORA = the FAST+ head on the same VLM (constrained greedy, T={fast.horizon})")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    flow_rows, _ = _timed(flow, rgb, args.steps, args.warmup, cuda)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    fast_rows, fast_tokens = _timed(fast, rgb, args.steps, args.warmup, cuda)
+    print(f"{'path':<10} {'stage':<12} {'median_ms':>10} {'p90_ms':>10}")
+    for line in _stage_table("nora-1.5", flow_rows) + _stage_table("nora", fast_rows):
+        print(line)
+    denoise = np.median([sum(v for k, v in r.items() if k.startswith("denoise_")) for r in flow_rows]) * 1e3
+    print(f"nora-1.5: {flow.steps} denoising steps, {denoise:.2f} ms in all (median); "
+          f"nora: {fast_tokens:.1f} generated tokens per chunk")
+    if peak is not None:
+        print(f"peak GPU memory (nora-1.5 flow head, allocated): {peak:.2f} GiB")
+    ratio = np.median([r["total"] for r in fast_rows]) / np.median([r["total"] for r in flow_rows])
     if tmp is not None:
         tmp.cleanup()
     print(f"ratio: {ratio:.2f}")
