@@ -129,11 +129,15 @@ class LoadedNora15:
     def as_loaded_nora(self, config: NoraConfig) -> LoadedNora:
         """The same VLM as a :class:`LoadedNora`, so ``action_head: fast`` runs through
         :class:`~nora_ros.policy.nora.policy.NoraPolicy` unchanged (the FAST+ table is loaded now:
-        ``config.fast_tokenizer``, else the checkpoint's ``fast/``, else physical-intelligence/fast)."""
+        ``config.fast_tokenizer``, else the checkpoint's ``fast/``, else physical-intelligence/fast).
+
+        Its ``folder`` is the VLM's config folder (``vlm/`` or declare-lab/nora-long's): NoraPolicy
+        reads ``generation_config.json`` from there, and the reference's token decoding uses
+        nora-long's (``VLAWithExpert.vlm`` is loaded from it)."""
         return LoadedNora(
             model=self.vlm, tokenizer=self.tokenizer, image_processor=self.image_processor,
             chat_template=self.chat_template, fast=load_fast_tokenizer(config, self.folder),
-            norm_stats=self.norm_stats, folder=self.folder, device=self.device, dtype=self.dtype,
+            norm_stats=self.norm_stats, folder=self.files.vlm_config, device=self.device, dtype=self.dtype,
             variant=self.variant, norm_stats_source=self.norm_stats_source)
 
 
@@ -144,8 +148,10 @@ def load_nora15(config: NoraConfig) -> LoadedNora15:
     import torch
     from transformers import AutoImageProcessor, Qwen2_5_VLConfig
 
+    from nora_ros.policy.nora.compat import check_transformers_version
     from nora_ros.policy.nora.flow import ActionFlow
 
+    check_transformers_version()  # the same gate as NORA's: the prefill and cache layout were checked on these
     files = resolve_nora15_files(config.model)
     config = resolve_variant(config, files.folder)
     if config.variant != "nora-1.5":
