@@ -83,7 +83,7 @@ def check_transformers_version(version: str | None = None) -> str:
 
     version = version or transformers_version()
     try:
-        accepted = Version(version) in SpecifierSet(TRANSFORMERS_ACCEPTED)
+        accepted = SpecifierSet(TRANSFORMERS_ACCEPTED).contains(Version(version), prereleases=False)
     except InvalidVersion:
         accepted = False
     if not accepted:

@@ -172,7 +172,8 @@ class CachedDecoder:
       axes (what the model derives from ``rope_deltas``: cache length + delta), ``(3, 1, 1)``.
     - the cache under the keyword the installed ``forward`` takes (:func:`compat.decoder_api`),
       read back from the output field of the same name; ``cache_position`` too where ``forward``
-      takes one (4.x).
+      takes one (4.x did, and left alone put every step at position 0 on 4.52-4.57; 5.23-5.25
+      take none), so it is never left to inference either.
 
     One sequence (batch 1, no padding), so no attention mask is needed after the prefill.
     """

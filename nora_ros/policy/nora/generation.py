@@ -92,6 +92,13 @@ _IGNORED = frozenset({
     "transformers_version", "_from_model_config", "_commit_hash",
 })
 
+APPLIED_SETTINGS = frozenset({"repetition_penalty", "eos_token_id", "min_length"})
+"""Settings :func:`greedy_settings` applies or checks itself."""
+
+KNOWN_SETTINGS = APPLIED_SETTINGS | _IGNORED | frozenset(_REFUSED_UNLESS)
+"""Every setting this module has decided about; a test checks it covers the installed
+``GenerationConfig``'s, so a new transformers setting cannot slip through unnoticed."""
+
 
 @dataclass(frozen=True)
 class GreedySettings:
