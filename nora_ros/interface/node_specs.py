@@ -71,8 +71,8 @@ def policy_params() -> tuple[ParamSpec, ...]:
     nora = dataclass_params(
         NoraConfig,
         descriptions={
-            "model": "Checkpoint: a local folder or hub ID (declare-lab/nora, declare-lab/nora-long, fine-tuned "
-                     "ones); replay:EPISODE.npz replays a recorded episode's actions; scripted runs the "
+            "model": "Checkpoint: a local folder or hub ID (declare-lab/nora, declare-lab/nora-long, "
+                     "declare-lab/nora-1.5, fine-tuned ones); replay:EPISODE.npz replays a recorded episode's actions; scripted runs the "
                      "simulator's scripted expert on the sim node's ground truth (sim.launch.py only).",
             "variant": "auto (the checkpoint's own, where it is known: declare-lab hub IDs, config.json "
                        "nora_ros_variant, an action expert in the weights; else the node refuses to start), nora "
@@ -88,7 +88,9 @@ def policy_params() -> tuple[ParamSpec, ...]:
             "fast_tokenizer": "FAST+ table (folder, tokenizer.json or hub ID) instead of the checkpoint's",
             "device": "cpu, cuda or cuda:N",
             "dtype": "bfloat16, float16 or float32; automatic: NORA and NORA-Long bfloat16 on a GPU, float32 on a CPU; "
-                     "NORA-1.5 float32 everywhere (its reference runs in float32)",
+                     "NORA-1.5 float32 everywhere (its reference runs in float32; bfloat16 casts the whole model, as "
+                     "SimplerEnv's evaluation copy does, and moved its normalized actions by up to 0.26 on the tiny "
+                     "checkpoint, about 0.7 reported on the real model)",
             "attention": "sdpa, eager or flash_attention_2",
             "lowercase_instruction": "Lower-case instructions, as NORA's training data was.",
             "max_instruction_chars": "Longest instruction accepted; longer ones are rejected, not cut.",

@@ -163,11 +163,14 @@ def dataclass_params(
             raise ConfigurationError(f"{cls.__name__}.{f.name} has no default to declare")
         annotation = str(f.type)
         none_value = None
-        if default is None:
+        if default is None or ("None" in annotation and "int" in annotation):
+            # ROS parameters cannot be None: an optional integer's 0 stands for it (its own default,
+            # e.g. -1 for "automatic", is kept).
             if "int" in annotation:
-                default, none_value, note = 0, 0, " (0: none / automatic)"
+                note = " (0: none / automatic)" if default is None else ""
+                default, none_value = (0 if default is None else default), 0
             else:
-                default, none_value, note = "", "", " (empty: automatic)"
+                default, none_value, note = ("" if default is None else default), "", " (empty: automatic)"
         else:
             note = ""
         lo, hi = ranges.get(f.name, (None, None))

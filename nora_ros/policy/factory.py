@@ -32,4 +32,8 @@ def make_policy(config: NoraConfig) -> Policy:
     from nora_ros.policy.nora.policy import NoraPolicy
 
     config = resolve_variant(config, resolve_checkpoint(model))
+    if config.variant == "nora-1.5":
+        from nora_ros.policy.nora.flow_policy import nora15_policy  # flow head, or NoraPolicy for action_head fast
+
+        return nora15_policy(config)
     return NoraPolicy(config)

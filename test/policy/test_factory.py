@@ -30,3 +30,9 @@ def test_a_missing_checkpoint_folder_is_a_load_error_naming_it(tmp_path):
 
     with pytest.raises(ModelLoadError, match="does-not-exist"):
         make_policy(NoraConfig(model=str(tmp_path / "does-not-exist")))
+
+
+def test_the_policy_nodes_jpeg_quality_0_means_none_and_its_default_is_the_references():
+    assert policy_config({"jpeg_quality": 0}).jpeg_quality is None
+    assert policy_config({}).jpeg_quality == -1 and policy_config({}).variant == "auto"
+    assert policy_config({"jpeg_quality": 80}).jpeg_quality == 80

@@ -72,3 +72,26 @@ def test_tiny_nora_never_takes_the_arm_out_of_the_workspace(three_trials):
         assert (targets >= lo - 1e-9).all() and (targets <= hi + 1e-9).all()
         # The measured arm follows within a tracking lag (the start pose is inside the box too).
         assert (measured >= lo - 0.01).all() and (measured <= hi + 0.01).all()
+
+
+def test_tiny_nora_1_5_runs_a_sim_trial_through_the_command_line(tmp_path):
+    """`nora-ros sim --policy nora --model TINY15`: variant auto finds the action expert in the
+    weights, the factory builds the flow policy, and a trial runs to its step limit with 5-step
+    chunks through the same scheduler and filter."""
+    from nora_ros.cli import main
+    from nora_ros.policy.nora.tiny15 import build_tiny_nora15_checkpoint
+
+    try:
+        from nora_ros.sim.world import SimWorld
+
+        SimWorld(task="carrot_in_pot", seed=0).render()
+    except Exception as exc:  # noqa: BLE001 - any renderer failure means: no offscreen OpenGL here
+        pytest.skip(f"offscreen rendering is unavailable (install libosmesa6, MUJOCO_GL=osmesa): {exc}")
+    ckpt = build_tiny_nora15_checkpoint(tmp_path / "tiny15")
+    out = tmp_path / "out"
+    code = main(["sim", "--policy", "nora", "--model", str(ckpt), "--device", "cpu", "--trials", "1",
+                 "--max-steps", "6", "--latency", "0.1", "--no-record", "--out", str(out)])
+    assert code == 0
+    (result,) = load_results(out / "results.jsonl").results
+    assert result.steps == 6 and result.score.kind == "failure" and "sim check" in result.score.note
+    assert result.model_id == str(ckpt)

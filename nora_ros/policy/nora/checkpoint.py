@@ -164,7 +164,7 @@ def resolve_variant(config: NoraConfig, folder: pathlib.Path | None) -> NoraConf
     return config
 
 
-def _read_chat_template(folder: pathlib.Path) -> str:
+def read_chat_template(folder: pathlib.Path) -> str:
     """The checkpoint's own chat template: processor files, then tokenizer_config.json."""
     jinja = folder / "chat_template.jinja"
     if jinja.is_file():
@@ -331,7 +331,7 @@ def load_nora(config: NoraConfig) -> LoadedNora:
         model=model,
         tokenizer=tokenizer,
         image_processor=image_processor,
-        chat_template=_read_chat_template(folder),
+        chat_template=read_chat_template(folder),
         fast=fast,
         norm_stats=norm_stats,
         folder=folder,

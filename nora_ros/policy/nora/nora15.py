@@ -35,11 +35,11 @@ from nora_ros.actions import NormStats
 from nora_ros.errors import ConfigurationError, ModelLoadError
 from nora_ros.policy.nora.checkpoint import (
     LoadedNora,
-    _read_chat_template,
     check_action_vocabulary,
     load_fast_tokenizer,
     load_norm_stats_with_source,
     load_tokenizer,
+    read_chat_template,
     resolve_checkpoint,
     resolve_variant,
 )
@@ -179,7 +179,7 @@ def load_nora15(config: NoraConfig) -> LoadedNora15:
     log.info("NORA-1.5 loaded from %s (%s), %s on %s; expert %s", files.folder, files.sources, dtype, device, expert_config)
     return LoadedNora15(
         vlm=vlm, flow=flow, tokenizer=tokenizer, image_processor=image_processor,
-        chat_template=_read_chat_template(files.processor), norm_stats=norm_stats, norm_stats_source=stats_source,
+        chat_template=read_chat_template(files.processor), norm_stats=norm_stats, norm_stats_source=stats_source,
         files=files, device=device, dtype=dtype)
 
 

@@ -128,15 +128,11 @@ def build_tiny_checkpoint(out_dir: str | pathlib.Path, spec: TinySpec | None = N
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from nora_ros.policy.fast.tokenizer import FastTokenizer
-    from nora_ros.policy.nora.prompt import QWEN25_VL_CHAT_TEMPLATE
 
     spec = spec or TinySpec()
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(spec.seed)
     torch.manual_seed(spec.seed)
 
     config = Qwen2_5_VLConfig(
@@ -179,10 +175,34 @@ def build_tiny_checkpoint(out_dir: str | pathlib.Path, spec: TinySpec | None = N
     if variant is not None:
         set_checkpoint_variant(out, variant)
 
+    notes = write_processor_files(out, out, out, real_vocab, seed=spec.seed)
+    (out / "TINY_CHECKPOINT.md").write_text(
+        "Tiny random-weight checkpoint of NORA's architecture (nora-ros tiny-model). Not a trained model.\n"
+        f"{notes}\n"
+    )
+    log.info("tiny NORA checkpoint written to %s (%s)", out, notes)
+    return out
+
+
+def write_processor_files(tokenizer_dir: pathlib.Path, stats_dir: pathlib.Path, fast_parent: pathlib.Path,
+                          real_vocab: bool = True, seed: int = 0) -> str:
+    """Write what a NORA checkpoint needs besides weights and config: the tokenizer (the real
+    Qwen2.5 vocabulary where ../shared/data has it) and image processor with the chat template
+    into ``tokenizer_dir``, ``norm_stats.json`` into ``stats_dir`` and a fitted FAST+ table into
+    ``fast_parent``/fast. Shared by the tiny NORA and NORA-1.5 checkpoints; returns a line that
+    says where the vocabulary, statistics and FAST data came from."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from nora_ros.policy.fast.tokenizer import FastTokenizer
+    from nora_ros.policy.nora.prompt import QWEN25_VL_CHAT_TEMPLATE
+
+    rng = np.random.default_rng(seed)
+    for folder in (tokenizer_dir, stats_dir, fast_parent):
+        folder.mkdir(parents=True, exist_ok=True)
     tiktoken = qwen_tiktoken_path() if real_vocab else None
     # tokenizer.json written by tokenizers itself (fast); the config is what a Qwen2.5-VL
     # checkpoint's tokenizer_config.json says, so AutoTokenizer loads it too.
-    build_tokenizer(tiktoken).save(str(out / "tokenizer.json"))
+    build_tokenizer(tiktoken).save(str(tokenizer_dir / "tokenizer.json"))
     tok_cfg = {
         "tokenizer_class": "Qwen2Tokenizer",
         "bos_token": None,
@@ -193,31 +213,26 @@ def build_tiny_checkpoint(out_dir: str | pathlib.Path, spec: TinySpec | None = N
         "model_max_length": 32768,
         "chat_template": QWEN25_VL_CHAT_TEMPLATE,
     }
-    (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
+    (tokenizer_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
 
-    Qwen2VLImageProcessorPil().save_pretrained(out)
+    Qwen2VLImageProcessorPil().save_pretrained(tokenizer_dir)
     # Look like a real Qwen2.5-VL / NORA checkpoint: the processor config names the
     # torchvision-backed class; loading falls back to the PIL one where torchvision is absent.
-    pp = out / "preprocessor_config.json"
+    pp = tokenizer_dir / "preprocessor_config.json"
     pcfg = json.loads(pp.read_text())
     pcfg["image_processor_type"] = "Qwen2VLImageProcessor"
     pcfg["processor_class"] = "Qwen2_5_VLProcessor"
     pp.write_text(json.dumps(pcfg, indent=2) + "\n")
-    (out / "chat_template.json").write_text(json.dumps({"chat_template": QWEN25_VL_CHAT_TEMPLATE}, indent=2) + "\n")
+    (tokenizer_dir / "chat_template.json").write_text(json.dumps({"chat_template": QWEN25_VL_CHAT_TEMPLATE}, indent=2) + "\n")
 
     stats_doc, stats_source = _bridge_stats()
-    (out / NORM_STATS_FILE).write_text(json.dumps(stats_doc, indent=1) + "\n")
+    (stats_dir / NORM_STATS_FILE).write_text(json.dumps(stats_doc, indent=1) + "\n")
     stats = NormStats.from_mapping(stats_doc, "bridge_orig")
     chunks, chunk_source = _training_chunks(stats, rng)
-    FastTokenizer.fit(chunks).save(out / FAST_SUBFOLDER)
+    FastTokenizer.fit(chunks).save(fast_parent / FAST_SUBFOLDER)
 
-    (out / "TINY_CHECKPOINT.md").write_text(
-        "Tiny random-weight checkpoint of NORA's architecture (nora-ros tiny-model). Not a trained model.\n"
-        f"vocabulary: {'real Qwen2.5 (qwen.tiktoken)' if tiktoken else 'small self-built byte-level'}; "
-        f"norm stats: {stats_source}; FAST table fitted on {chunk_source}.\n"
-    )
-    log.info("tiny NORA checkpoint written to %s (vocab: %s)", out, "real" if tiktoken else "fallback")
-    return out
+    return (f"vocabulary: {'real Qwen2.5 (qwen.tiktoken)' if tiktoken else 'small self-built byte-level'}; "
+            f"norm stats: {stats_source}; FAST table fitted on {chunk_source}.")
 
 
 def set_checkpoint_variant(folder: str | pathlib.Path, variant: str) -> None:

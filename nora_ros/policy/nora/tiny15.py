@@ -21,12 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-import shutil
-import tempfile
 from dataclasses import dataclass
 
 from nora_ros.errors import ConfigurationError
-from nora_ros.policy.nora.checkpoint import FAST_SUBFOLDER, NORM_STATS_FILE
 from nora_ros.policy.nora.nora15 import PROCESSOR_SUBFOLDER, TIED_PAIR, VLM_PREFIX, VLM_SUBFOLDER, WEIGHTS_FILE
 from nora_ros.policy.nora.qwen_vocab import (
     ENDOFTEXT_ID,
@@ -39,7 +36,6 @@ from nora_ros.policy.nora.qwen_vocab import (
 
 log = logging.getLogger(__name__)
 
-PROCESSOR_FILES = ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "chat_template.json")
 REFERENCE_INIT_RECORD = {
     "action_chunk_length": 5,
     "action_dim": 7,
@@ -115,22 +111,11 @@ def _redraw(module: object, generator: object) -> None:
 
 
 def _processor_files(out: pathlib.Path, real_vocab: bool) -> str:
-    """Tokenizer, image processor, chat template, statistics and FAST+ table, written by
-    :func:`nora_ros.policy.nora.tiny.build_tiny_checkpoint` (the same files as the tiny NORA's)
-    and moved into NORA-1.5's layout. Returns that checkpoint's description."""
-    from nora_ros.policy.nora.tiny import TinySpec, build_tiny_checkpoint
+    """Tokenizer, image processor, chat template, statistics and FAST+ table, the same files as
+    the tiny NORA's, in NORA-1.5's layout. Returns where they came from."""
+    from nora_ros.policy.nora.tiny import write_processor_files
 
-    smallest = TinySpec(hidden=32, intermediate=64, heads=2, kv_heads=1, layers=1, vision_hidden=16,
-                        vision_depth=1, vision_heads=1)
-    with tempfile.TemporaryDirectory(prefix="nora15_processor_") as tmp:
-        src = build_tiny_checkpoint(pathlib.Path(tmp) / "src", smallest, real_vocab=real_vocab, variant=None)
-        (out / PROCESSOR_SUBFOLDER).mkdir(parents=True, exist_ok=True)
-        for name in PROCESSOR_FILES:
-            shutil.copy(src / name, out / PROCESSOR_SUBFOLDER / name)
-        shutil.copy(src / NORM_STATS_FILE, out / NORM_STATS_FILE)
-        shutil.rmtree(out / FAST_SUBFOLDER, ignore_errors=True)
-        shutil.copytree(src / FAST_SUBFOLDER, out / FAST_SUBFOLDER)
-        return (src / "TINY_CHECKPOINT.md").read_text().splitlines()[-1]
+    return write_processor_files(out / PROCESSOR_SUBFOLDER, out, out, real_vocab)
 
 
 def build_tiny_nora15_checkpoint(out_dir: str | pathlib.Path, spec: Tiny15Spec | None = None,
