@@ -5,8 +5,14 @@ Extras: ``model`` (NORA inference: torch, transformers), ``sim`` (MuJoCo simulat
 """
 
 import pathlib
+import re
 
 from setuptools import find_packages, setup
+
+# The transformers versions NORA's decoding was checked on: one place, read here without importing
+# the package (it refuses any other version at load; colcon does not enforce this pin).
+TRANSFORMERS = re.search(r'^TRANSFORMERS_ACCEPTED = "([^"]+)"', (pathlib.Path(__file__).parent / "nora_ros/policy/nora/compat.py").read_text(),
+                         re.M).group(1)
 
 setup(
     name="nora_ros",
@@ -33,7 +39,7 @@ setup(
     extras_require={
         # transformers 5: Qwen2.5-VL's 3D positions from mm_token_type_ids, and its PIL image
         # processor, so no torchvision is needed (none is published for torch 2.13 CPU).
-        "model": ["torch>=2.4", "transformers>=5.23,<6", "safetensors>=0.4", "jinja2>=3.1"],
+        "model": ["torch>=2.4", f"transformers{TRANSFORMERS}", "safetensors>=0.4", "jinja2>=3.1"],
         "sim": ["mujoco>=3.1", "imageio>=2.30"],
         # mcap: salvaging bags cut short (rosbags needs the file's summary at its end).
         "bag": ["rosbags>=0.10", "mcap>=1.1"],

@@ -409,3 +409,16 @@ def test_every_parameter_has_a_description_and_a_valid_default():
         for spec in specs:
             assert len(spec.description) > 10, f"{node}.{spec.name}"
             assert spec.check(spec.default) == spec.default
+
+
+def test_setup_py_pins_the_transformers_versions_the_decoding_was_checked_on():
+    """setup.py reads compat.TRANSFORMERS_ACCEPTED (pip's pin) and README's robot install line
+    says the same range: a version outside it is refused at load anyway."""
+    import re
+
+    from nora_ros.policy.nora.compat import TRANSFORMERS_ACCEPTED
+
+    setup = (REPO / "setup.py").read_text()
+    assert 'f"transformers{TRANSFORMERS}"' in setup and "TRANSFORMERS_ACCEPTED" in setup
+    readme_pin = re.search(r"'transformers([^']+)'", (REPO / "README.md").read_text()).group(1)
+    assert readme_pin == TRANSFORMERS_ACCEPTED

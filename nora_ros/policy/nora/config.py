@@ -6,6 +6,7 @@ fields and defaults without importing torch.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -20,6 +21,14 @@ VARIANT_HORIZON = {"nora": 1, "nora-long": 5, "nora-1.5": 5}
 AUTO_VARIANT = "auto"
 """``variant`` default: taken from the checkpoint where it is known (see
 :func:`nora_ros.policy.nora.checkpoint.checkpoint_variant`), else the policy refuses to start."""
+
+HORIZON_MARGIN = 5.0
+"""Default ``horizon_margin``: logits by which the model must prefer what the length constraint
+forbids (ending before the chunk is complete, or going on after it) for the policy to refuse the
+chunk as a horizon mismatch: e^5, about 150 to 1. A trained checkpoint of the right horizon ends
+where the constraint does; one of another horizon prefers the other far more strongly; the
+default tiny random-weight model's scores differ by a fraction of a logit (a random model with
+large logits can exceed it: it is then as unfit to act as a mismatched one)."""
 
 AUTO_JPEG = -1
 """``jpeg_quality`` default: the reference's preprocessing for the variant (see
@@ -66,6 +75,9 @@ class NoraConfig:
     - ``jpeg_quality``: JPEG round trip at this quality before resizing, ``None`` skips it; ``-1``
       (default): as the reference does for the variant: 95 for NORA / NORA-Long with Bridge
       statistics (the reference WidowX loop), none for NORA-1.5 and LIBERO.
+    - ``horizon_margin``: logits by which the model must prefer ending early, or going on after
+      the chunk, for the chunk to be refused as a horizon mismatch (see
+      :data:`HORIZON_MARGIN`); 0 turns the check off.
     - ``image_aspect``: ``squash`` a frame that is not 4:3 to the square as the reference does
       (warned once), or ``crop`` its centre to 4:3 first.
     - ``step_period``: seconds per action (Bridge: 0.2, NORA ran at 5 Hz).
@@ -86,6 +98,7 @@ class NoraConfig:
     max_instruction_chars: int = MAX_INSTRUCTION_CHARS
     jpeg_quality: int | None = AUTO_JPEG
     image_aspect: str = "squash"
+    horizon_margin: float = HORIZON_MARGIN
     step_period: float = BRIDGE_STEP_PERIOD
 
     def __post_init__(self) -> None:
@@ -114,6 +127,8 @@ class NoraConfig:
             raise ConfigurationError("unnorm_key must name a statistics entry, e.g. 'bridge_orig'")
         if self.jpeg_quality != AUTO_JPEG:
             PreprocessConfig(MODEL_IMAGE_SIZE, self.jpeg_quality)  # validates jpeg_quality
+        if not (self.horizon_margin >= 0.0 and math.isfinite(self.horizon_margin)):
+            raise ConfigurationError(f"horizon_margin must be >= 0 logits (0: no check), got {self.horizon_margin}")
         if self.image_aspect not in ASPECTS:
             raise ConfigurationError(f"image_aspect must be one of {ASPECTS}, got '{self.image_aspect}'")
 

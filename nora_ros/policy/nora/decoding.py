@@ -68,6 +68,7 @@ class FastConstraintProcessor(LogitsProcessor):
         self._seen = 0
         self._dead_end = False
         self._masks: dict[tuple[object, torch.device], torch.Tensor] = {}
+        self.wanted_more = self.wanted_end = float("-inf")
 
     @property
     def candidate_ids(self) -> list[int]:
@@ -81,6 +82,7 @@ class FastConstraintProcessor(LogitsProcessor):
         self._states = []
         self._seen = 0
         self._dead_end = False
+        self.wanted_more = self.wanted_end = float("-inf")
 
     @property
     def dead_end(self) -> bool:
@@ -111,9 +113,22 @@ class FastConstraintProcessor(LogitsProcessor):
         if not bool(mask.any()):
             self._dead_end = True
             return self.end_id
+        self._note_forced(state, candidate_scores, mask)
         masked = candidate_scores.masked_fill(~mask, float("-inf"))
         idx = int(torch.argmax(masked))
         return self.end_id if idx == self.n_fast else self.action_offset + idx
+
+    def _note_forced(self, state: object, scores: torch.Tensor, mask: torch.Tensor) -> None:
+        """How strongly the model wanted what the length constraint forbids at this step:
+        ``wanted_more`` (its best action token over ``<|im_end|>`` once the chunk is complete) and
+        ``wanted_end`` (``<|im_end|>`` over its best allowed action token before that), in logits,
+        the largest of the sequence. A checkpoint of another horizon shows it at every chunk."""
+        end = float(scores[-1])
+        if self.constraint.done(state):
+            self.wanted_more = max(self.wanted_more, float(scores[:-1].max()) - end)
+        else:
+            best = float(scores[:-1].masked_fill(~mask[:-1], float("-inf")).max())
+            self.wanted_end = max(self.wanted_end, end - best)
 
     def advance(self, state: object, token_id: int) -> object:
         """The constraint state after ``token_id`` (ids other than action tokens leave it as is)."""

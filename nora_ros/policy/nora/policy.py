@@ -113,6 +113,7 @@ class NoraPolicy(Policy):
         self.constraint = FastConstraint(self.loaded.fast, self.horizon, ACTION_DIM)
         self.max_new_tokens = self.constraint.max_tokens + 1
         self.processor = FastConstraintProcessor(self.constraint, end_id=IM_END_ID)
+        self._horizon_margin = self.config.horizon_margin or float("inf")  # 0: no check
         self._head = candidate_head(self.loaded.model, self.processor.candidate_ids)
         self._chunks = 0
         self._clipped_unlogged = 0
@@ -230,6 +231,7 @@ class NoraPolicy(Policy):
         """Generated ids (``... <|im_end|>``) to the normalized ``(T, 7)`` chunk, or PolicyError."""
         if self.processor.dead_end:
             raise PolicyError(f"constrained decoding reached a dead end after tokens {generated}; the arm holds")
+        self._check_horizon()
         if not generated or generated[-1] != IM_END_ID:
             raise PolicyError(
                 f"generation did not finish with <|im_end|> within {self.max_new_tokens} tokens "
@@ -243,6 +245,23 @@ class NoraPolicy(Policy):
             return self.loaded.fast.decode(fast_ids, self.horizon, ACTION_DIM)
         except FastDecodeError as exc:
             raise PolicyError(f"the generated chunk does not decode ({exc}); the arm holds") from exc
+
+    def _check_horizon(self) -> None:
+        """A checkpoint trained on another chunk length keeps wanting to end, or to go on, where
+        the length constraint forces otherwise: its tokens would still decode, into wrong
+        actions (a NORA-Long run as NORA spells its first 7 DCT coefficients). Refuse the chunk."""
+        p, t, margin = self.processor, self.horizon, self._horizon_margin
+        if p.wanted_more > margin:
+            raise PolicyError(
+                f"horizon mismatch: after the chunk's {t} x {ACTION_DIM} coefficients the model still wanted to go on "
+                f"(an action token scored {p.wanted_more:.1f} above <|im_end|>): the checkpoint predicts longer chunks "
+                f"than variant {self.config.variant} (T={t}), e.g. NORA-Long run as NORA; set its variant. The arm holds")
+        if p.wanted_end > margin:
+            raise PolicyError(
+                f"horizon mismatch: the model wanted to end before the chunk's {t} x {ACTION_DIM} coefficients "
+                f"(<|im_end|> scored {p.wanted_end:.1f} above every allowed action token): the checkpoint predicts "
+                f"shorter chunks than variant {self.config.variant} (T={t}), e.g. NORA run as NORA-Long; set its "
+                "variant. The arm holds")
 
     def close(self) -> None:
         self.loaded = None  # type: ignore[assignment]

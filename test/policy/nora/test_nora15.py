@@ -17,6 +17,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 from nora_ros.camera.frame import Frame  # noqa: E402
 from nora_ros.errors import ConfigurationError, ModelLoadError  # noqa: E402
 from nora_ros.policy.nora.config import NoraConfig  # noqa: E402
+from nora_ros.policy.nora.expert import output_cache  # noqa: E402
 from nora_ros.policy.nora.flow_policy import Nora15Policy, nora15_policy  # noqa: E402
 from nora_ros.policy.nora.nora15 import compact_keys, load_nora15  # noqa: E402
 
@@ -247,7 +248,7 @@ def test_the_flow_head_equals_an_independent_step_by_step_computation(tiny15, po
                if not k.startswith("vlm.")}
     inputs = policy.model_inputs(frame, INSTRUCTION)
     with torch.inference_mode():
-        cache = policy.loaded.vlm.model(**inputs, use_cache=True).cache  # transformers' own VLM forward
+        cache = output_cache(policy.loaded.vlm.model(**inputs, use_cache=True))  # transformers' own VLM forward
         cache_kv = [(layer.keys, layer.values) for layer in cache.layers]
         expected = independent_flow(weights, cache_kv, torch.from_numpy(_noise()))
     got = policy.run(frame, INSTRUCTION, noise=_noise()).normalized
@@ -296,7 +297,10 @@ def test_bfloat16_runs_the_whole_model_in_bfloat16(tiny15, policy, frame):
 def test_the_fast_head_decodes_tokens_from_the_same_vlm(tiny15, policy, frame):
     from nora_ros.policy.nora.policy import NoraPolicy
 
-    fast = nora15_policy(NoraConfig(model=str(tiny15), action_head="fast", device="cpu"))
+    # The tiny NORA-1.5's random weights are drawn large (the flow head must react to its input):
+    # its token head then ranks action tokens far above <|im_end|> where a chunk ends, which the
+    # horizon check refuses as it would a mismatched checkpoint; off for this shape test.
+    fast = nora15_policy(NoraConfig(model=str(tiny15), action_head="fast", device="cpu", horizon_margin=0.0))
     assert isinstance(fast, NoraPolicy) and fast.horizon == 5
     fast.reset(INSTRUCTION)
     assert fast.act(frame, INSTRUCTION).actions.shape == (5, 7)
