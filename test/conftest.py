@@ -30,3 +30,18 @@ def bridge_episodes() -> list[pathlib.Path]:
 @pytest.fixture
 def bridge_norm_stats_file() -> pathlib.Path:
     return shared_data_path("norm_stats", "bridge_orig_action_stats.json")
+
+
+@pytest.fixture(autouse=True)
+def _forget_node_shells_bound_to_fake_rclpy():
+    """A test that installed test/fake_rclpy.py imported the node shells against its stand-ins
+    (they import rclpy at module level): drop those modules afterwards, so a later test on a
+    ROS machine imports them against the real rclpy (seen on Jazzy: test_ros_nodes failed after
+    the bag tests with the fake ParameterDescriptor)."""
+    yield
+    import sys
+
+    fake = sys.modules.get("fake_rclpy")
+    if fake is not None and fake.INSTALLED:
+        fake.drop_node_modules()
+        fake.INSTALLED.clear()

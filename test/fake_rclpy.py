@@ -379,6 +379,18 @@ class SpinStop(KeyboardInterrupt):
     """What the fake spin raises: Ctrl-C."""
 
 
+INSTALLED: list[bool] = []
+"""Non-empty while a test has the stand-ins installed (test/conftest.py clears it after each test)."""
+
+
+def drop_node_modules() -> None:
+    """Forget every imported node shell module (they bind rclpy at import)."""
+    import sys
+
+    for name in [n for n in sys.modules if n == "nora_ros.nodes" or n.startswith("nora_ros.nodes.")]:
+        del sys.modules[name]
+
+
 def install(monkeypatch) -> None:
     """Put the stand-in modules in ``sys.modules`` for this test only."""
     import sys
@@ -390,9 +402,10 @@ def install(monkeypatch) -> None:
         return m
 
     # The node shells import rclpy and the messages at module level: drop any copy imported
-    # against an earlier test's stand-ins, so the next import binds these.
-    for name in [n for n in sys.modules if n == "nora_ros.nodes" or n.startswith("nora_ros.nodes.")]:
-        monkeypatch.delitem(sys.modules, name)
+    # against an earlier test's stand-ins, so the next import binds these; test/conftest.py drops
+    # the copies bound to these after the test (a later test on real ROS must not get them).
+    drop_node_modules()
+    INSTALLED.append(True)
     spun = []
     NAMED_LOGGERS.clear()
 

@@ -135,7 +135,7 @@ class SimWorld:
         for name, place in self.layout.items():
             adr = m.joint(name).qposadr[0]
             d.qpos[adr : adr + 3] = (place.x, place.y, scene.TABLE_HEIGHT + rest_z[name] + 0.001)
-            d.qpos[adr + 3 : adr + 7] = Rotation.from_euler("z", place.yaw).as_quat(scalar_first=True)
+            d.qpos[adr + 3 : adr + 7] = Rotation.from_euler("z", place.yaw).as_quat()[[3, 0, 1, 2]]  # w first (scalar_first needs scipy 1.14)
         mujoco.mj_forward(m, d)
         for _ in range(round(SETTLE_TIME / self.timestep)):
             mujoco.mj_step(m, d)
