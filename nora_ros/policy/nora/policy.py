@@ -89,9 +89,9 @@ class NoraPolicy(Policy):
         import torch
 
         from nora_ros.policy.fast.constraint import FastConstraint
-        from nora_ros.policy.nora.compat import PROBE_INSTRUCTION, check_cached_decoding, probe_frame
         from nora_ros.policy.nora.decoding import FastConstraintProcessor, candidate_head
         from nora_ros.policy.nora.generation import load_greedy_settings
+        from nora_ros.policy.nora.probe import PROBE_INSTRUCTION, check_cached_decoding, probe_frame
 
         config = config or NoraConfig()
         self.loaded = loaded or load_nora(config)

@@ -13,17 +13,15 @@ from nora_ros.errors import ModelLoadError  # noqa: E402
 from nora_ros.policy.nora import compat  # noqa: E402
 from nora_ros.policy.nora.checkpoint import load_nora  # noqa: E402
 from nora_ros.policy.nora.compat import (  # noqa: E402
-    PROBE_INSTRUCTION,
     TRANSFORMERS_ACCEPTED,
     DecoderApi,
-    check_cached_decoding,
     check_transformers_version,
     decoder_api,
-    probe_frame,
 )
 from nora_ros.policy.nora.config import NoraConfig  # noqa: E402
 from nora_ros.policy.nora.decoding import CachedDecoder  # noqa: E402
 from nora_ros.policy.nora.policy import NoraPolicy  # noqa: E402
+from nora_ros.policy.nora.probe import PROBE_INSTRUCTION, check_cached_decoding, probe_frame  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
