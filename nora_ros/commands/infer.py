@@ -32,7 +32,7 @@ OPTIONS = (
     ("--dtype", "dtype", str, "bfloat16, float16, float32 (default: float32 for NORA-1.5 as its reference; "
      "NORA: bfloat16 on a GPU, float32 on a CPU)"),
     ("--attention", "attention", str, "sdpa, eager, flash_attention_2 (default sdpa)"),
-    ("--jpeg-quality", "jpeg_quality", int, "JPEG round trip before resizing; default: the reference's for the "
+    ("--jpeg-quality", "jpeg_quality", int, "JPEG round trip before resizing, 0: none; default: the reference's for the "
      "variant (95 for NORA on Bridge, none for NORA-1.5)"),
 )
 
@@ -135,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     from nora_ros.policy.nora.config import NoraConfig
 
     kwargs = {dest: getattr(args, dest) for _, dest, _, _ in OPTIONS if getattr(args, dest) is not None}
+    if kwargs.get("jpeg_quality") == 0:
+        kwargs["jpeg_quality"] = None  # 0: no round trip, as the policy node's parameter
     if args.keep_case:
         kwargs["lowercase_instruction"] = False
     config = NoraConfig(model=args.model, **kwargs)
