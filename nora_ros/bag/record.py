@@ -94,7 +94,7 @@ class TopicRecorder:
                 self.m.TrialResult, trial_id=r.trial_id, task=r.task, instruction=r.instruction,
                 model_id=r.model_id, score_name=r.score.kind.value, score_value=r.score.value or 0.0,
                 note=r.score.note, start_time=max(r.start_time, 0.0), end_time=max(r.end_time, r.start_time, 0.0),
-                steps=r.steps, safety_events=r.safety_events, recording_path=r.recording or "",
+                steps=r.steps, duration=r.duration_s, safety_events=r.safety_events, recording_path=r.recording or "",
                 results_file=self.options.results_file), stamp)
 
     def tick(self, rec: TickRecord) -> None:

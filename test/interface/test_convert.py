@@ -258,6 +258,11 @@ def test_trial_result_message():
         safety_events=["workspace x3"], results_file="/tmp/r.jsonl",
     )
     assert msg.score == cls.PARTIAL and msg.score_value == 0.5 and msg.duration == 30.5
+    # The supervisor passes the running time (results file's duration_s), not end - creation
+    # (which counts the move to the start pose: seen on Jazzy, 20.1 s vs 17.0 s in the file).
+    ran = rc.trial_result_to_msg(cls, trial_id=7, task="t", instruction="i", model_id="m", score_name="success",
+                                 score_value=1.0, note="", start_time=100.0, end_time=130.5, steps=120, duration=27.5)
+    assert ran.duration == 27.5 and rc.stamp_to_seconds(ran.start_time) == 100.0
     assert rc.stamp_to_seconds(msg.end_time) == 130.5 and rc.stamp_to_seconds(msg.header.stamp) == 130.5
     with pytest.raises(InvalidInputError, match=r"\[0, 1\]"):
         rc.trial_result_to_msg(cls, trial_id=1, task="t", instruction="i", model_id="m", score_name="partial",

@@ -110,11 +110,14 @@ def trial_result_to_msg(
     start_time: float,
     end_time: float,
     steps: int,
+    duration: float | None = None,
     safety_events: Sequence[str] = (),
     recording_path: str = "",
     results_file: str = "",
 ):
-    """A ``nora_ros/TrialResult`` message (header stamp = end time)."""
+    """A ``nora_ros/TrialResult`` message (header stamp = end time). ``duration`` is the seconds
+    the policy ran (the results file's ``duration_s``: RUNNING, without the move to the start
+    pose); ``None``: end - start."""
     if not (math.isfinite(score_value) and 0.0 <= score_value <= 1.0):
         raise InvalidInputError(f"score value must lie in [0, 1], got {score_value}")
     msg = msg_cls()
@@ -129,7 +132,7 @@ def trial_result_to_msg(
     fill_stamp(msg.start_time, start_time)
     fill_stamp(msg.end_time, end_time)
     msg.steps = int(steps)
-    msg.duration = float(max(0.0, end_time - start_time))
+    msg.duration = float(max(0.0, end_time - start_time if duration is None else duration))
     msg.safety_events = [str(e) for e in safety_events]
     msg.recording_path = str(recording_path)
     msg.results_file = str(results_file)
