@@ -32,6 +32,8 @@ OPTIONS = (
     ("--dtype", "dtype", str, "bfloat16, float16, float32 (default: float32 for NORA-1.5 as its reference; "
      "NORA: bfloat16 on a GPU, float32 on a CPU)"),
     ("--attention", "attention", str, "sdpa, eager, flash_attention_2 (default sdpa)"),
+    ("--horizon-margin", "horizon_margin", float, "logits by which the model must want another chunk length for the "
+     "chunk to be refused (default 5; 0: no check, e.g. for random weights)"),
     ("--jpeg-quality", "jpeg_quality", int, "JPEG round trip before resizing, 0: none; default: the reference's for the "
      "variant (95 for NORA on Bridge, none for NORA-1.5)"),
 )

@@ -97,12 +97,15 @@ def policy_params() -> tuple[ParamSpec, ...]:
             "jpeg_quality": "JPEG round trip at this quality before resizing (decoded as TensorFlow does); 0: none; "
                             "-1: the reference's for the variant (95 for NORA and NORA-Long on Bridge statistics, "
                             "none for NORA-1.5 and LIBERO)",
+            "horizon_margin": "Logits by which the model must prefer ending before its chunk is complete, or going "
+                              "on after it, for the chunk to be refused as a horizon mismatch (a checkpoint of "
+                              "another chunk length; the arm holds); 0: no check.",
             "image_aspect": "A frame that is not 4:3 (training frames were 640x480): squash it to the square as "
                             "the reference does (warned once), or crop its centre to 4:3 first.",
             "step_period": "Seconds each action takes (Bridge: 0.2, NORA ran at 5 Hz).",
         },
         ranges={"max_instruction_chars": (1, 4096), "jpeg_quality": (-1, 100), "step_period": (0.01, 5.0),
-                "flow_steps": (1, 1000), "seed": (0, 2**31 - 1)},
+                "flow_steps": (1, 1000), "seed": (0, 2**31 - 1), "horizon_margin": (0.0, 1000.0)},
         choices={"variant": ("auto", "nora", "nora-long", "nora-1.5"), "action_head": ("flow", "fast"),
                  "image_aspect": ("squash", "crop"),
                  "dtype": ("", "bfloat16", "float16", "float32"),
