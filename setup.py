@@ -39,7 +39,7 @@ setup(
     extras_require={
         # transformers 5: Qwen2.5-VL's 3D positions from mm_token_type_ids, and its PIL image
         # processor, so no torchvision is needed (none is published for torch 2.13 CPU).
-        "model": ["torch>=2.4", f"transformers{TRANSFORMERS}", "safetensors>=0.4", "jinja2>=3.1"],
+        "model": ["torch>=2.4", f"transformers{TRANSFORMERS}", "safetensors>=0.4", "jinja2>=3.1.6"],
         "sim": ["mujoco>=3.1", "imageio>=2.30"],
         # mcap: salvaging bags cut short (rosbags needs the file's summary at its end).
         "bag": ["rosbags>=0.10", "mcap>=1.1"],
