@@ -60,7 +60,7 @@ class LoopConfig:
 
     @property
     def scheduler(self) -> SchedulerConfig:
-        return SchedulerConfig(self.execute_steps, self.max_chunk_age)
+        return SchedulerConfig(self.execute_steps, self.max_chunk_age, self.tick_period)
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,15 @@ class PolicyLoop:
         if self.running and self._reset_pending is not None and not self.worker.busy:
             self.worker.policy.reset(self._reset_pending)
             self._reset_pending = None
+        # Poll before submitting: a threaded worker is idle as soon as its outcome is stored, and a
+        # submission ahead of the poll took that outcome's place as "in flight", so the next chunk
+        # was dropped as another trial's (seen on ROS 2: 263 inferences, 200 chunks). Poll again
+        # after submitting, for an outcome that is ready at once (a simulated zero latency).
+        chunk, latency = self._poll(now)
         if self.running and self._reset_pending is None:
             self._maybe_submit(now)
-        chunk, latency = None, 0.0
-        outcome = self.worker.poll(now)
-        if outcome is not None:
-            chunk, latency = self._take(outcome)
+        if chunk is None:
+            chunk, latency = self._poll(now)
         if not self.running:
             return PolicyTick(None, "no trial running", chunk, latency)
         fault = ""
@@ -175,6 +178,10 @@ class PolicyLoop:
                 # One inference is in flight at a time, so the next outcome is this one.
                 self._inflight_trial = self.trial_id
                 self._last_submitted = frame.stamp
+
+    def _poll(self, now: float) -> tuple[ActionChunk | None, float]:
+        outcome = self.worker.poll(now)
+        return (None, 0.0) if outcome is None else self._take(outcome)
 
     def _take(self, outcome: InferenceOutcome) -> tuple[ActionChunk | None, float]:
         self.latency.add(outcome.latency)

@@ -35,16 +35,24 @@ class SchedulerConfig:
         (1 = replan every step, NORA's WidowX setting; up to the chunk length).
     max_chunk_age: seconds; a chunk whose camera frame is older than this when it would start
         executing is dropped (the scene has moved on). Must exceed the inference latency.
+    tick_period: seconds between the control ticks that ask for commands; each tick is placed on
+        the grid of ticks that started the chunk (rounded to the nearest), so timer jitter of up
+        to half a tick can neither stretch an action by a tick nor cut one short (seen on ROS 2:
+        a tick 0.19995 s after an action's start ran the 0.2 s action for a third 0.1 s tick,
+        1.5 times its motion). 0: tick times are exact (a simulated clock).
     """
 
     execute_steps: int = 1
     max_chunk_age: float = 1.0
+    tick_period: float = 0.0
 
     def __post_init__(self) -> None:
         if self.execute_steps < 1:
             raise ConfigurationError(f"execute_steps must be >= 1, got {self.execute_steps}")
         if not (self.max_chunk_age > 0 and math.isfinite(self.max_chunk_age)):
             raise ConfigurationError(f"max_chunk_age must be a positive number of seconds, got {self.max_chunk_age}")
+        if not (self.tick_period >= 0 and math.isfinite(self.tick_period)):
+            raise ConfigurationError(f"tick_period must be >= 0 seconds (0: exact tick times), got {self.tick_period}")
 
 
 @dataclass(frozen=True)
@@ -85,14 +93,14 @@ class ActionScheduler:
     # ------------------------------------------------------------------ output
     def command_at(self, now: float) -> Scheduled:
         """The command for the control tick at ``now`` (seconds, the chunks' clock)."""
-        if self._current is not None and now >= self._end_time() - _EPS:
+        if self._current is not None and self._elapsed(now) >= self._steps * self._current.step_period - _EPS:
             self._current = None
         if self._current is None:
             reason = self._start_pending(now)
             if self._current is None:
                 return Scheduled(None, reason)
         chunk = self._current
-        index = min(int((now - self._start + _EPS) / chunk.step_period), self._steps - 1)
+        index = min(int((self._elapsed(now) + _EPS) / chunk.step_period), self._steps - 1)
         cmd = action_to_command(
             chunk.actions[index],
             chunk.step_period,
@@ -117,6 +125,12 @@ class ActionScheduler:
         return self._current is not None or self._pending is not None
 
     # ------------------------------------------------------------------ internals
+    def _elapsed(self, now: float) -> float:
+        """Seconds since the current chunk started, on the tick grid when ticks are periodic."""
+        elapsed = now - self._start
+        tick = self.config.tick_period
+        return round(elapsed / tick) * tick if tick > 0 else elapsed
+
     def _end_time(self) -> float:
         assert self._current is not None
         return self._start + self._steps * self._current.step_period

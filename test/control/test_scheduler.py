@@ -97,3 +97,22 @@ def test_clear_forgets_everything():
 def test_bad_config_is_rejected(kwargs):
     with pytest.raises(ConfigurationError):
         SchedulerConfig(**kwargs)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_timer_jitter_neither_stretches_nor_cuts_an_action(seed):
+    """A 10 Hz timer with +-5 ms jitter: every 0.2 s action runs exactly two ticks when the
+    scheduler knows the tick period. Without it (exact-time mode) a tick that comes 50 us early
+    at a step's end repeats the action for a third tick: 1.5 times its motion (seen on ROS 2)."""
+    rng = np.random.default_rng(seed)
+    s = ActionScheduler(SchedulerConfig(execute_steps=5, tick_period=0.1))
+    s.offer(chunk([0.01, 0.02, 0.03, 0.04, 0.05], stamp=5.0))
+    t0 = 5.0
+    ticks = [t0] + [t0 + 0.1 * k + rng.uniform(-0.005, 0.005) for k in range(1, 12)]
+    indices = [getattr(s.command_at(t).command, "index", None) for t in ticks]
+    assert indices == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, None, None]
+    exact = ActionScheduler(SchedulerConfig(execute_steps=5))
+    exact.offer(chunk([0.01, 0.02, 0.03, 0.04, 0.05], stamp=5.0))
+    assert [exact.command_at(t).command.index for t in (5.0, 5.1, 5.19995)] == [0, 0, 0]
+    with pytest.raises(ConfigurationError, match="tick_period"):
+        SchedulerConfig(tick_period=-0.1)
