@@ -163,6 +163,10 @@ def supervisor_params() -> tuple[ParamSpec, ...]:
         ParamSpec("checkpoint", "", "Path or hub ID of the weights, stored with each result.", read_only=True),
         ParamSpec("tick_rate_hz", 10.0, "Rate of the timer that checks the reset timeout and the time limit (Hz).",
                   minimum=1.0, maximum=100.0, read_only=True),
+        ParamSpec("policy_timeout_s", 2.0, "Seconds of RUNNING without a cmd message (the policy node publishes "
+                  "one per control tick, zero velocity while it waits for inference) after which the trial ends as "
+                  "a fault: no policy is running (it died or refused to start), so the trial must not be scored "
+                  "as the model's failure; 0: never.", minimum=0.0, maximum=60.0, read_only=True),
         ParamSpec("safety_timeout_s", 1.0, "Seconds without a safety/status message (the safety node publishes "
                   "one per control tick) after which a trial that is resetting or running ends as a fault: the "
                   "safety node is down, nothing commands the arm; 0: never.", minimum=0.0, maximum=60.0,

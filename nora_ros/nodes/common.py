@@ -270,8 +270,10 @@ def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except NoraError as exc:
-        # A configuration error at start (bad parameter, missing checkpoint): say what to fix.
+        # A configuration error at start (bad parameter, missing checkpoint): say what to fix, on
+        # stderr (the launch screen) and in the ROS log (/rosout, ~/.ros/log), where it was missing.
         print(f"[nora_ros] {exc}", file=sys.stderr)
+        handler.ros_logger.error(f"node not started: {exc}")
         code = 1
     finally:
         if shell is not None:

@@ -41,7 +41,8 @@ class SupervisorNode:
                            config_digest=config_digest(config.to_mapping()))
         self.store = ResultsStore(p["results_file"])
         self.supervisor = TrialSupervisor(config, run_info=run_info, store=self.store)
-        self.inputs = SupervisorInputs(self.supervisor, safety_timeout=p["safety_timeout_s"])
+        self.inputs = SupervisorInputs(self.supervisor, safety_timeout=p["safety_timeout_s"],
+                                       policy_timeout=p["policy_timeout_s"])
         common.on_set_parameters(self.node, self.specs, self._apply)
 
         self.status_pub = self.node.create_publisher(TrialStatus, "trial/status", common.qos(common.LATCHED))

@@ -10,7 +10,11 @@
 - silence: the safety node publishes ``safety/status`` every control tick; when none arrives
   for ``safety_timeout`` seconds while a trial is resetting or running, the safety node is down
   (nothing commands or watches the arm) and the trial ends as a fault instead of running on to
-  its time limit.
+  its time limit. Likewise the policy node publishes ``cmd`` every control tick while a trial
+  runs (zero velocity while it waits for inference): none for ``policy_timeout`` seconds of
+  RUNNING means no policy is there (it died, or refused to start: seen on ROS 2, where such a
+  trial ran to its time limit and was stored as the model's failure), and the trial ends as a
+  fault.
 
 Rejected inputs return the reason (the node logs it and says it on trial/status); nothing
 moves then. ROS time may jump back (a bag replayed in a loop); the supervisor needs a clock that
@@ -30,13 +34,18 @@ _WATCHED = (TrialState.RESETTING, TrialState.RUNNING)
 
 
 class SupervisorInputs:
-    def __init__(self, supervisor: TrialSupervisor, safety_timeout: float = 1.0):
-        """``safety_timeout``: seconds of ``safety/status`` silence that fault an active trial (0: never)."""
-        if not (safety_timeout >= 0.0):
-            raise ConfigurationError(f"safety_timeout must be >= 0 s (0: never), got {safety_timeout}")
+    def __init__(self, supervisor: TrialSupervisor, safety_timeout: float = 1.0, policy_timeout: float = 2.0):
+        """``safety_timeout``: seconds of ``safety/status`` silence that fault an active trial;
+        ``policy_timeout``: seconds of ``cmd`` silence that fault a running one (0: never)."""
+        for name, value in (("safety_timeout", safety_timeout), ("policy_timeout", policy_timeout)):
+            if not (value >= 0.0):
+                raise ConfigurationError(f"{name} must be >= 0 s (0: never), got {value}")
         self.supervisor = supervisor
         self.safety_timeout = float(safety_timeout)
+        self.policy_timeout = float(policy_timeout)
         self._last_safety = float("-inf")
+        self._last_command = float("-inf")
+        self._running = (0, float("-inf"))  # (trial id, when the supervisor first ran it here)
         self._now = float("-inf")
         self._last_action: tuple[int, int] | None = None
         self._limits_seen: set[str] = set()
@@ -77,6 +86,8 @@ class SupervisorInputs:
             sup.release_estop(now)
         if at_start and sup.state is TrialState.RESETTING and start_trial_id == sup.trial_id:
             sup.arm_at_start(now)
+            if sup.state is TrialState.RUNNING:
+                self._running = (sup.trial_id, now)
         if sup.state is TrialState.RUNNING and limits:
             if self._limits_trial != sup.trial_id:
                 self._limits_trial, self._limits_seen = sup.trial_id, set()
@@ -87,6 +98,7 @@ class SupervisorInputs:
 
     def command(self, chunk_id: int, index: int, now: float) -> None:
         """A command from the policy; a new (chunk, index) pair while RUNNING is one step."""
+        self._last_command = self._clock(now)
         key = (int(chunk_id), int(index))
         if chunk_id == 0 or key == self._last_action:
             return  # holds carry chunk id 0
@@ -100,7 +112,23 @@ class SupervisorInputs:
     def tick(self, now: float) -> None:
         now = self._clock(now)
         self._check_safety_alive(now)
+        self._check_policy_alive(now)
         self.supervisor.tick(now)
+
+    def _check_policy_alive(self, now: float) -> None:
+        sup = self.supervisor
+        if sup.state is not TrialState.RUNNING:
+            return
+        if self._running[0] != sup.trial_id:
+            self._running = (sup.trial_id, now)
+        if self.policy_timeout <= 0.0:
+            return
+        silent = now - max(self._last_command, self._running[1])
+        if silent > self.policy_timeout:
+            heard = "never heard from it" if self._last_command == float("-inf") else \
+                f"last cmd {now - self._last_command:.1f} s ago"
+            sup.fault(f"policy node silent for {silent:.1f} s while running ({heard}, limit {self.policy_timeout:g} s): "
+                      "no policy is running (did it fail to start?)", now)
 
     def _check_safety_alive(self, now: float) -> None:
         sup = self.supervisor

@@ -135,3 +135,42 @@ def test_silence_counts_from_the_trial_start_and_0_disables_the_watch(rig, tmp_p
     assert quiet.state is TrialState.RESETTING
     with pytest.raises(Exception, match="safety_timeout must be >= 0"):
         SupervisorInputs(quiet, safety_timeout=-1.0)
+
+
+def test_a_running_trial_without_a_policy_ends_as_a_fault_not_a_failure(rig):
+    """Seen on ROS 2: the policy node refused to start (a variant contradiction), the rest of the
+    launch ran, and an instruction's trial ran to its time limit and was stored as the model's
+    failure. The policy publishes cmd every tick while RUNNING (holds too): silence is a fault."""
+    inputs, sup, events, path = rig
+    inputs.instruction("put carrot in pot", 1.0)
+    _safety(inputs, 1.2, at_start=True, trial=1)
+    assert sup.state is TrialState.RUNNING
+    for t in (1.3, 1.6, 1.9, 2.2, 2.5, 2.8, 3.1):  # the safety node is alive; no cmd ever comes
+        _safety(inputs, t)
+        inputs.tick(t + 0.05)
+    assert sup.state is TrialState.RUNNING  # 1.95 s of RUNNING without a cmd: within the limit
+    _safety(inputs, 3.3)
+    inputs.tick(3.3)
+    assert sup.state is TrialState.ABORTED
+    stored = json.loads(path.read_text().splitlines()[-1])
+    assert stored["score"] == "abort" and "policy node silent for 2.1 s while running (never heard from it" in stored["reason"]
+
+
+def test_holds_from_the_policy_keep_the_trial_alive_and_0_disables_the_watch(rig, tmp_path):
+    inputs, sup, _, _ = rig
+    inputs.instruction("put carrot in pot", 1.0)
+    _safety(inputs, 1.2, at_start=True, trial=1)
+    for k in range(40):  # 4 s of holds (chunk id 0) while inference is slow: not a step, but alive
+        t = 1.3 + 0.1 * k
+        _safety(inputs, t)
+        inputs.command(0, 0, t)
+        inputs.tick(t + 0.01)
+    assert sup.state is TrialState.RUNNING and sup.steps == 0
+    quiet = TrialSupervisor(SupervisorConfig(time_limit_s=1000.0), store=ResultsStore(tmp_path / "q.jsonl"))
+    off = SupervisorInputs(quiet, policy_timeout=0.0, safety_timeout=0.0)
+    off.instruction("put carrot in pot", 1.0)
+    _safety(off, 1.2, at_start=True, trial=1)
+    off.tick(500.0)
+    assert quiet.state is TrialState.RUNNING
+    with pytest.raises(Exception, match="policy_timeout must be >= 0"):
+        SupervisorInputs(quiet, policy_timeout=-1.0)

@@ -114,6 +114,11 @@ class NoraPolicy(Policy):
         self.max_new_tokens = self.constraint.max_tokens + 1
         self.processor = FastConstraintProcessor(self.constraint, end_id=IM_END_ID)
         self._horizon_margin = self.config.horizon_margin or float("inf")  # 0: no check
+        jpeg = self._preprocess.jpeg_quality
+        log.info("NORA %s ready: %d action(s) per chunk, %s on %s, JPEG round trip %s, image %s, statistics %s '%s'",
+                 self.config.variant, self.horizon, self.loaded.dtype, self.loaded.device,
+                 f"q{jpeg}" if jpeg else "none", self.config.image_aspect, self.loaded.norm_stats_source or "given",
+                 self.config.unnorm_key)
         self._head = candidate_head(self.loaded.model, self.processor.candidate_ids)
         self._chunks = 0
         self._clipped_unlogged = 0
@@ -255,13 +260,14 @@ class NoraPolicy(Policy):
             raise PolicyError(
                 f"horizon mismatch: after the chunk's {t} x {ACTION_DIM} coefficients the model still wanted to go on "
                 f"(an action token scored {p.wanted_more:.1f} above <|im_end|>): the checkpoint predicts longer chunks "
-                f"than variant {self.config.variant} (T={t}), e.g. NORA-Long run as NORA; set its variant. The arm holds")
+                f"than variant {self.config.variant} (T={t}) (e.g. NORA-Long run as NORA: set its variant), or its "
+                "token head was not trained to end there (random weights). The arm holds")
         if p.wanted_end > margin:
             raise PolicyError(
                 f"horizon mismatch: the model wanted to end before the chunk's {t} x {ACTION_DIM} coefficients "
                 f"(<|im_end|> scored {p.wanted_end:.1f} above every allowed action token): the checkpoint predicts "
-                f"shorter chunks than variant {self.config.variant} (T={t}), e.g. NORA run as NORA-Long; set its "
-                "variant. The arm holds")
+                f"shorter chunks than variant {self.config.variant} (T={t}) (e.g. NORA run as NORA-Long: set its "
+                "variant), or its token head was not trained for them. The arm holds")
 
     def close(self) -> None:
         self.loaded = None  # type: ignore[assignment]
