@@ -35,14 +35,14 @@ import numpy as np
 
 from nora_ros.actions import ActionChunk
 from nora_ros.camera.frame import Frame
-from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec, pixel_patches, to_model_image
+from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec
 from nora_ros.errors import ConfigurationError, PolicyError
 from nora_ros.policy.base import Policy
 from nora_ros.policy.nora.config import AUTO_VARIANT, NoraConfig
+from nora_ros.policy.nora.inputs import observation_inputs
 from nora_ros.policy.nora.nora15 import LoadedNora15, load_nora15
 from nora_ros.policy.nora.policy import CLIP_LOG_PERIOD, finish_actions
 from nora_ros.policy.nora.prompt import PromptBuilder
-from nora_ros.policy.nora.qwen_vocab import IMAGE_PAD_ID
 
 log = logging.getLogger(__name__)
 VARIANT = "nora-1.5"
@@ -113,20 +113,9 @@ class Nora15Policy(Policy):
         self.noise.restart()
 
     def model_inputs(self, frame: Frame, instruction: str) -> dict:
-        """The Qwen2.5-VL prompt tensors for one observation (as :meth:`NoraPolicy.model_inputs`)."""
-        torch = self._torch
-        ids = self.prompt.ids(instruction)
-        rgb = to_model_image(frame.image, frame.encoding, self._preprocess)
-        pixel_values, grid = pixel_patches(rgb, self.patch_spec)
-        device = self.loaded.device
-        input_ids = torch.from_numpy(ids.copy()).to(device)
-        return {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "pixel_values": torch.from_numpy(pixel_values).to(device=device, dtype=self._dtype),
-            "image_grid_thw": torch.from_numpy(grid).to(device),
-            "mm_token_type_ids": (input_ids == IMAGE_PAD_ID).to(torch.int32),
-        }
+        """The Qwen2.5-VL prompt tensors for one observation (:func:`observation_inputs`, as NORA's)."""
+        return observation_inputs(self.prompt, self._preprocess, self.patch_spec, frame, instruction,
+                                  self.loaded.device, self._dtype)
 
     def prefill(self, inputs: dict) -> object:
         """The VLM's per-layer prompt keys/values (:class:`PrefixKV`) from one forward pass of its

@@ -31,13 +31,14 @@ import numpy as np
 
 from nora_ros.actions import ACTION_DIM, GRIPPER_DIM, ActionChunk, NormStats
 from nora_ros.camera.frame import Frame
-from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec, pixel_patches, to_model_image
+from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec
 from nora_ros.errors import ConfigurationError, FastDecodeError, ModelLoadError, PolicyError
 from nora_ros.policy.base import Policy
 from nora_ros.policy.nora.checkpoint import LoadedNora, load_nora
 from nora_ros.policy.nora.config import AUTO_VARIANT, NoraConfig
+from nora_ros.policy.nora.inputs import observation_inputs
 from nora_ros.policy.nora.prompt import PromptBuilder
-from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, IMAGE_PAD_ID, N_ACTION_TOKENS
+from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, N_ACTION_TOKENS
 
 CLIP_LOG_PERIOD = 5.0
 """Seconds between two warnings about actions clipped to the training range."""
@@ -149,24 +150,9 @@ class NoraPolicy(Policy):
         self.prompt.ids(instruction)
 
     def model_inputs(self, frame: Frame, instruction: str) -> dict:
-        """The Qwen2.5-VL prompt tensors for one observation, without the processor.
-
-        ``mm_token_type_ids`` marks the image tokens (1) so that Qwen2.5-VL gives them their 3D
-        (time, row, column) rotary positions; without it transformers falls back to 1D positions.
-        """
-        torch = self._torch
-        prompt_ids = self.prompt.ids(instruction)
-        rgb = to_model_image(frame.image, frame.encoding, self._preprocess)
-        pixel_values, grid = pixel_patches(rgb, self.patch_spec)
-        device = self.loaded.device
-        input_ids = torch.from_numpy(prompt_ids.copy()).to(device)
-        return {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "pixel_values": torch.from_numpy(pixel_values).to(device=device, dtype=self._dtype),
-            "image_grid_thw": torch.from_numpy(grid).to(device),
-            "mm_token_type_ids": (input_ids == IMAGE_PAD_ID).to(torch.int32),
-        }
+        """The Qwen2.5-VL prompt tensors for one observation, without the processor (:func:`observation_inputs`)."""
+        return observation_inputs(self.prompt, self._preprocess, self.patch_spec, frame, instruction,
+                                  self.loaded.device, self._dtype)
 
     def act(self, frame: Frame, instruction: str) -> ActionChunk:
         from nora_ros.policy.nora.decoding import constrained_greedy

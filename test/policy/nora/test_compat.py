@@ -24,15 +24,6 @@ from nora_ros.policy.nora.policy import NoraPolicy  # noqa: E402
 from nora_ros.policy.nora.probe import PROBE_INSTRUCTION, check_cached_decoding, probe_frame  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """CI has 2 shared cores: a tiny model runs faster on one thread than fighting over two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def policy(tiny_checkpoint):  # noqa: F811
     return NoraPolicy(NoraConfig(model=str(tiny_checkpoint), device="cpu"))

@@ -35,15 +35,6 @@ QWEN25_VL_GENERATION = {  # Qwen2.5-VL-3B-Instruct's generation_config.json
 INSTRUCTIONS = ["put the carrot on the plate", "open the drawer", "Move the Spoon to the left", "pick up the red block"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """CI has 2 shared cores: a tiny model runs faster on one thread than fighting over two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ------------------------------------------------------------------ reading the config
 
 

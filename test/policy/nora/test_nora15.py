@@ -24,14 +24,6 @@ from nora_ros.policy.nora.nora15 import compact_keys, load_nora15  # noqa: E402
 INSTRUCTION = "put the carrot on the plate"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny15(tmp_path_factory) -> pathlib.Path:
     """Written by the command line, as a user would: ``nora-ros tiny-model --variant nora-1.5 DIR``."""

@@ -25,15 +25,6 @@ from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, VOCA
 STAGES = ("preprocess", "prefill", "decode", "fast_decode", "unnormalize", "total")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """CI has 2 shared cores: a tiny model runs faster on one thread than fighting over two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def loaded(tiny_checkpoint):  # noqa: F811
     return load_nora(NoraConfig(model=str(tiny_checkpoint), device="cpu"))
