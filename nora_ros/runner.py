@@ -104,10 +104,14 @@ class ControlLoop:
     def tick(self, now: float, policy_enabled: bool) -> TickRecord:
         """Run one control tick at ``now``."""
         frame = None
-        if now >= self._next_frame:
+        period = 1.0 / self.config.camera_rate_hz
+        if now >= self._next_frame - 1e-9:  # tick times are float sums: within a nanosecond is on time
             frame = self.camera.capture(now)
             self.policy.on_frame(frame)
-            self._next_frame = max(self._next_frame + 1.0 / self.config.camera_rate_hz, now)
+            # frames stay on their grid (a 5 Hz camera under a 10 Hz loop: every other tick), and
+            # restart from now after a gap (the first frame, a pause between trials)
+            behind = now - self._next_frame > period
+            self._next_frame = now + period if behind else self._next_frame + period
         if not policy_enabled and self.policy.running:
             self.end(now)
         out = self.policy.tick(now)

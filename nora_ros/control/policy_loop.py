@@ -33,7 +33,9 @@ class LoopConfig:
     control_rate_hz: control ticks per second (commands to the safety filter and the arm).
     camera_rate_hz: frames per second taken from the camera.
     max_image_age: seconds; a frame older than this is not given to the policy (stale camera).
-    execute_steps / max_chunk_age: chunk execution, see :class:`SchedulerConfig`.
+    execution_mode, execute_steps, max_chunk_age, ensemble_decay, blend_aggregate,
+        blend_threshold, rtc_guidance_weight, rtc_mask_horizon: chunk execution, see
+        :class:`SchedulerConfig` (``execution_mode`` is its ``mode``).
     max_policy_failures: consecutive failed inferences (decode errors, crashes) after which
         the trial is ended as a fault instead of holding forever.
     """
@@ -44,6 +46,12 @@ class LoopConfig:
     execute_steps: int = 1
     max_chunk_age: float = 1.0
     max_policy_failures: int = 3
+    execution_mode: str = "hold"
+    ensemble_decay: float = 0.01
+    blend_aggregate: str = "weighted_average"
+    blend_threshold: float = 0.5
+    rtc_guidance_weight: float = 5.0
+    rtc_mask_horizon: int = 0
 
     def __post_init__(self) -> None:
         for name in ("control_rate_hz", "camera_rate_hz", "max_image_age"):
@@ -52,7 +60,7 @@ class LoopConfig:
                 raise ConfigurationError(f"{name} must be a positive number, got {v!r}")
         if self.max_policy_failures < 1:
             raise ConfigurationError(f"max_policy_failures must be >= 1, got {self.max_policy_failures}")
-        SchedulerConfig(self.execute_steps, self.max_chunk_age)  # validates those two
+        _ = self.scheduler  # validates the execution parameters
 
     @property
     def tick_period(self) -> float:
@@ -60,7 +68,11 @@ class LoopConfig:
 
     @property
     def scheduler(self) -> SchedulerConfig:
-        return SchedulerConfig(self.execute_steps, self.max_chunk_age, self.tick_period)
+        return SchedulerConfig(
+            execute_steps=self.execute_steps, max_chunk_age=self.max_chunk_age, tick_period=self.tick_period,
+            mode=self.execution_mode, ensemble_decay=self.ensemble_decay, blend_aggregate=self.blend_aggregate,
+            blend_threshold=self.blend_threshold, rtc_guidance_weight=self.rtc_guidance_weight,
+            rtc_mask_horizon=self.rtc_mask_horizon)
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class PolicyLoop:
 
     def __init__(self, worker: ThreadedInference | VirtualInference, config: LoopConfig | None = None):
         self.config = config or LoopConfig()
+        _check_mode(self.config, worker.policy)
         self.worker = worker
         self.scheduler = ActionScheduler(self.config.scheduler)
         self.latency = LatencyMeter()
@@ -100,11 +113,20 @@ class PolicyLoop:
         self._frame: Frame | None = None
         self._inflight_trial: int | None = None
         self._last_submitted = -math.inf
-        self._last_action: tuple[int, int] | None = None
+        self._last_action: tuple | None = None
         self._gripper = 1.0
         self._fault_reported = False
         self._expected_latency = 0.0
+        self._submitted_at = -math.inf
         self._reset_pending: str | None = None
+
+    def reconfigure(self, config: LoopConfig) -> None:
+        """New loop parameters (a ROS parameter change). A change of chunk execution applies from
+        the next chunk: the current ones are dropped and the arm holds until it arrives."""
+        _check_mode(config, self.worker.policy)
+        old, self.config = self.config, config
+        if old.scheduler != config.scheduler:
+            self.scheduler = ActionScheduler(config.scheduler)
 
     # ------------------------------------------------------------------ inputs (callbacks)
     def on_frame(self, frame: Frame) -> None:
@@ -156,9 +178,8 @@ class PolicyLoop:
             return PolicyTick(EndEffectorCommand.hold(now, self._gripper), scheduled.reason, chunk, latency,
                               False, fault)
         self._gripper = cmd.gripper
-        key = (cmd.chunk_id, cmd.index)
-        new_step = key != self._last_action
-        self._last_action = key
+        new_step = scheduled.step_key != self._last_action
+        self._last_action = scheduled.step_key
         return PolicyTick(cmd, "", chunk, latency, new_step, fault)
 
     # ------------------------------------------------------------------ internals
@@ -173,20 +194,29 @@ class PolicyLoop:
         if age > self.config.max_image_age:
             self.last_error = f"camera frame is {age:.3f} s old (max_image_age {self.config.max_image_age} s)"
             return
-        if self.scheduler.wants_observation(now, self._expected_latency + self.config.tick_period):
-            if self.worker.submit(frame, self.instruction, now):
+        if self.scheduler.wants_observation(now, self._expected_latency):
+            guide = self.scheduler.guide(frame.stamp, self._expected_latency)
+            submitted = (self.worker.submit(frame, self.instruction, now) if guide is None
+                         else self.worker.submit(frame, self.instruction, now, guide=guide))
+            if submitted:
                 # One inference is in flight at a time, so the next outcome is this one.
                 self._inflight_trial = self.trial_id
                 self._last_submitted = frame.stamp
+                self._submitted_at = now
+                self.scheduler.submitted(frame.stamp)
 
     def _poll(self, now: float) -> tuple[ActionChunk | None, float]:
         outcome = self.worker.poll(now)
-        return (None, 0.0) if outcome is None else self._take(outcome)
+        return (None, 0.0) if outcome is None else self._take(outcome, now)
 
-    def _take(self, outcome: InferenceOutcome) -> tuple[ActionChunk | None, float]:
+    def _take(self, outcome: InferenceOutcome, now: float) -> tuple[ActionChunk | None, float]:
         self.latency.add(outcome.latency)
-        self._expected_latency = outcome.latency if self._expected_latency == 0 else (
-            0.8 * self._expected_latency + 0.2 * outcome.latency)
+        # The latency that matters for scheduling is the loop's: from the tick that submitted the
+        # frame to the tick that took the chunk (a threaded worker's result waits for a tick; a
+        # simulated one arrives when its virtual latency has passed).
+        waited = max(0.0, now - self._submitted_at) if math.isfinite(self._submitted_at) else outcome.latency
+        self._expected_latency = waited if self._expected_latency == 0 else (
+            0.8 * self._expected_latency + 0.2 * waited)
         trial, self._inflight_trial = self._inflight_trial, None
         if not self.running or trial != self.trial_id:
             return None, outcome.latency  # computed for an earlier trial (or none runs now): never executed
@@ -199,3 +229,10 @@ class PolicyLoop:
         self.scheduler.offer(outcome.chunk)
         return outcome.chunk, outcome.latency
 
+
+def _check_mode(config: LoopConfig, policy: object) -> None:
+    if config.execution_mode == "rtc" and not getattr(policy, "supports_guide", False):
+        raise ConfigurationError(
+            "execution_mode rtc (real-time chunking) needs a policy that samples with guidance: NORA-1.5's flow "
+            f"head (action_head: flow); {getattr(policy, 'model_id', policy)!r} cannot. Use hold, interpolate, "
+            "ensemble or blend")

@@ -38,7 +38,9 @@ CAMERA_PARAMS: tuple[ParamSpec, ...] = (
 @functools.cache
 def policy_params() -> tuple[ParamSpec, ...]:
     """The policy node's parameters (defaults of the runner's LoopConfig and of NoraConfig)."""
+    from nora_ros.control.modes import AGGREGATES
     from nora_ros.control.policy_loop import LoopConfig
+    from nora_ros.control.scheduler import MODES
     from nora_ros.policy.nora.config import NoraConfig
 
     own = (
@@ -56,15 +58,36 @@ def policy_params() -> tuple[ParamSpec, ...]:
                                "Match the safety node's safety.tick_period.",
             "max_image_age": "Seconds: a camera frame older than this (by its header stamp) is not given to the "
                              "policy; the arm holds until a fresh one arrives.",
-            "execute_steps": "Actions of each chunk executed before the next observation is used (1: replan "
-                             "every step, NORA's WidowX setting; up to the chunk length).",
+            "execute_steps": "hold / interpolate: actions of each chunk executed per observation, counted from "
+                             "the observation (1: replan every step, NORA's WidowX setting; up to the chunk "
+                             "length). rtc: steps between inference starts (the execution horizon).",
+            "execution_mode": "How chunks become per-tick commands (README: Chunk execution). hold: each action's "
+                              "velocity held over its 0.2 s step (NORA's setting). interpolate: a smooth path "
+                              "through the chunk's waypoints, velocity continuous across steps and chunks (for "
+                              "25-50 Hz control). ensemble: ACT temporal ensembling, an observation every step, each "
+                              "action the weighted mean of every chunk's prediction for now. blend: LeRobot's "
+                              "aggregation of a new chunk into the queued one. rtc: real-time chunking, NORA-1.5's "
+                              "flow head only. Every mode starts a late chunk at the action due now.",
+            "ensemble_decay": "ensemble: k in ACT's weights exp(-k i), i = 0 the oldest chunk; 0.01 is ACT's; "
+                              "larger k trusts older predictions more (smoother), negative k the newest.",
+            "blend_aggregate": "blend: how a new chunk's action combines with the queued one for the same time "
+                               "(LeRobot's names): weighted_average (0.3 old + 0.7 new), latest_only, average, "
+                               "conservative (0.7 old + 0.3 new).",
+            "blend_threshold": "blend: send the next observation when the queue holds at most this share of a chunk "
+                               "(LeRobot's chunk_size_threshold), or sooner if it would run out during inference.",
+            "rtc_guidance_weight": "rtc: beta, the clip on the guidance weight that pulls the new chunk toward the "
+                                   "executing one (Black et al. use 5; 0 = no guidance).",
+            "rtc_mask_horizon": "rtc: how many of the executing chunk's remaining actions guide the new chunk (the "
+                                "soft mask decays to 0 over them); 0 = all it has left.",
             "max_chunk_age": "Seconds: a chunk whose camera frame is older than this when it would start is "
                              "dropped. Must exceed the inference latency.",
             "max_policy_failures": "Failed inferences in a row (decode errors, crashes) after which the trial "
                                    "ends as a fault (published on trial/fault).",
         },
         ranges={"control_rate_hz": (1.0, 100.0), "max_image_age": (0.01, 10.0), "execute_steps": (1, 64),
-                "max_chunk_age": (0.01, 30.0), "max_policy_failures": (1, 1000)},
+                "max_chunk_age": (0.01, 30.0), "max_policy_failures": (1, 1000), "ensemble_decay": (-10.0, 10.0),
+                "blend_threshold": (0.0, 1.0), "rtc_guidance_weight": (0.0, 100.0), "rtc_mask_horizon": (0, 64)},
+        choices={"execution_mode": MODES, "blend_aggregate": tuple(AGGREGATES)},
         read_only=["control_rate_hz"],
         skip=["camera_rate_hz"],
     )

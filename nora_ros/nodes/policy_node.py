@@ -23,7 +23,6 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from nora_ros.control.policy_loop import LoopConfig, PolicyLoop
-from nora_ros.control.scheduler import ActionScheduler
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
 from nora_ros.errors import NoraError
 from nora_ros.interface.convert import (
@@ -138,11 +137,8 @@ class PolicyNode:
     def _apply(self, changes: dict) -> None:
         fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
         if fields:
-            config = dataclasses.replace(self.loop.config, **fields)  # validates
-            self.loop.config = config
-            if {"execute_steps", "max_chunk_age"} & set(fields):
-                # New chunk timing applies from the next chunk on; the current one is dropped (hold).
-                self.loop.scheduler = ActionScheduler(config.scheduler)
+            # validates; new chunk execution applies from the next chunk on (the current is dropped: hold)
+            self.loop.reconfigure(dataclasses.replace(self.loop.config, **fields))
 
     def _reports(self, now: float) -> list[DiagnosticReport]:
         loop = self.loop
@@ -158,6 +154,7 @@ class PolicyNode:
             "model": self.policy.model_id, "trial_id": loop.trial_id, "running": loop.running,
             "latency_median_s": loop.latency.median(), "latency_p90_s": loop.latency.p90(),
             "chunks": loop.chunks, "dropped_chunks": loop.scheduler.dropped,
+            "execution_mode": loop.config.execution_mode, "skipped_actions": loop.scheduler.skipped,
             "camera_rate_hz": self.frames.rate(now), "cmd_rate_hz": self.commands.rate(now),
             "hold_reason": self.last_hold_reason or "-", "last_error": loop.last_error or "-"})]
 
