@@ -26,17 +26,18 @@ Per Euler step at NORA time ``t`` (``tau = 1 - t``), in NORA's terms:
   unguided sampler bit for bit (also in bfloat16, where ``dt * v`` rounds in the model dtype).
 
 This agrees with the authors' Kinetix code (``realtime_action``: ``tau`` frame, ``v + w g``) and
-with LeRobot's ``RTCProcessor.denoise_step`` after its sign fix (huggingface/lerobot issue
-2511: ``x1 = x - t v``, ``v - w g``). Unlike that LeRobot version, which computes ``v`` before
-marking ``x`` as requiring grad (so its "VJP" is just ``e``), ``g`` here goes through the model's
-Jacobian as Algorithm 1 does.
+with LeRobot's ``RTCProcessor.denoise_step`` after its sign fix (huggingface/lerobot issue 2511:
+``x1 = x - t v``, ``v - w g``). Unlike that LeRobot version (read at commit 98b112c), which
+computes ``v`` before marking ``x`` as requiring grad (so its "VJP" is just ``e``), ``g`` here
+goes through the model's Jacobian as Algorithm 1 does.
 
 The soft mask (the paper's eq. 5, as the authors' ``get_prefix_weights`` with ``end = H - s``):
 ``W_i = 1`` for ``i < d``; ``c_i (e^{c_i} - 1) / (e - 1)`` with ``c_i = (H - s - i) / (H - s - d
 + 1)`` for ``d <= i < H - s``; ``0`` for ``i >= H - s``. Two choices of ours: where ``d > H - s``
-the frozen steps keep weight 1 (they execute whatever the new chunk says; the authors' code
-instead lowers ``d`` to ``H - s``), and steps ``i >= K`` without a prior get 0 (LeRobot pads the
-missing prior with zeros and would guide towards them).
+the frozen steps keep weight 1 (they execute from the old chunk whatever the new one says, and
+the new one must continue from them; the authors' code instead lowers ``d`` to ``H - s``), and
+steps ``i >= K`` without a prior get 0 (LeRobot pads a short prior with zeros and would guide
+towards those zeros).
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def sample_guided(flow: ActionFlow, prefix: PrefixKV, noise: torch.Tensor, steps
     device = flow.action_in_proj.weight.device
     dt = -1.0 / steps
     x = noise.to(device=device, dtype=torch.float32)[None]
+    target = GuideTarget(target.target.to(device), target.weights.to(device), target.beta)  # once, not per step
     spent: list[float] = []
     times = euler_times(steps, dtype)
     for t in times:
