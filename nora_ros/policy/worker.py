@@ -9,6 +9,10 @@ when the worker is idle and polls for the outcome at each tick. Two workers shar
   (simulated) clock has passed ``submit time + latency``, so simulated runs keep the same
   timing semantics while running faster than real time, deterministically.
 
+A request may carry a :class:`~nora_ros.policy.base.ChunkGuide` (real-time chunking): the worker
+then calls ``policy.act_guided`` instead of ``policy.act``; a policy that cannot be guided
+answers with a reported error like any other.
+
 Every outcome carries either a chunk (stamped with its frame's time and a sequential id) or the
 error that explains why there is none; an exception from a crashed policy is caught and
 reported, never raised into the control loop.
@@ -26,14 +30,14 @@ from dataclasses import dataclass
 from nora_ros.actions import ActionChunk
 from nora_ros.camera.frame import Frame
 from nora_ros.errors import NoraError
-from nora_ros.policy.base import Policy
+from nora_ros.policy.base import ChunkGuide, Policy
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class InferenceOutcome:
-    """The result of one ``policy.act`` call.
+    """The result of one ``policy.act`` (or ``policy.act_guided``) call.
 
     ``chunk`` is set on success; otherwise ``error`` says why, and ``crashed`` tells an
     unexpected exception (a bug, an out-of-memory) from a reported policy error (NoraError).
@@ -48,10 +52,11 @@ class InferenceOutcome:
     request_id: int
 
 
-def _run_policy(policy: Policy, frame: Frame, instruction: str, request_id: int) -> InferenceOutcome:
+def _run_policy(policy: Policy, frame: Frame, instruction: str, request_id: int,
+                guide: ChunkGuide | None = None) -> InferenceOutcome:
     t0 = time.perf_counter()
     try:
-        chunk = policy.act(frame, instruction)
+        chunk = policy.act(frame, instruction) if guide is None else policy.act_guided(frame, instruction, guide)
         if not isinstance(chunk, ActionChunk):
             raise TypeError(f"policy returned {type(chunk).__name__}, not an ActionChunk")
         chunk = dataclasses.replace(chunk, stamp=frame.stamp, chunk_id=request_id)
@@ -72,7 +77,7 @@ class ThreadedInference:
         self.policy = policy
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._request: tuple[Frame, str, int] | None = None
+        self._request: tuple[Frame, str, int, ChunkGuide | None] | None = None
         self._outcome: InferenceOutcome | None = None
         self._busy = False
         self._closed = False
@@ -85,13 +90,15 @@ class ThreadedInference:
         with self._lock:
             return self._busy
 
-    def submit(self, frame: Frame, instruction: str, now: float | None = None) -> bool:
-        """Start inference on ``frame``; ``False`` if one is already running (nothing queued)."""
+    def submit(self, frame: Frame, instruction: str, now: float | None = None,
+               guide: ChunkGuide | None = None) -> bool:
+        """Start inference on ``frame`` (guided by ``guide`` when given); ``False`` if one is
+        already running (nothing queued)."""
         with self._lock:
             if self._busy or self._closed:
                 return False
             self._busy = True
-            self._request = (frame, instruction, self._next_id)
+            self._request = (frame, instruction, self._next_id, guide)
             self._next_id += 1
             self._wake.notify()
             return True
@@ -117,9 +124,9 @@ class ThreadedInference:
                     self._wake.wait()
                 if self._closed:
                     return
-                frame, instruction, rid = self._request  # type: ignore[misc]
+                frame, instruction, rid, guide = self._request  # type: ignore[misc]
                 self._request = None
-            outcome = _run_policy(self.policy, frame, instruction, rid)
+            outcome = _run_policy(self.policy, frame, instruction, rid, guide)
             with self._lock:
                 self._outcome = outcome
                 self._busy = False
@@ -143,10 +150,13 @@ class VirtualInference:
     def busy(self) -> bool:
         return self._outcome is not None
 
-    def submit(self, frame: Frame, instruction: str, now: float | None = None) -> bool:
+    def submit(self, frame: Frame, instruction: str, now: float | None = None,
+               guide: ChunkGuide | None = None) -> bool:
+        """Run inference on ``frame`` (guided by ``guide`` when given) now; its outcome shows
+        after the latency. ``False`` while an outcome is still pending."""
         if self._outcome is not None:
             return False
-        outcome = _run_policy(self.policy, frame, instruction, self._next_id)
+        outcome = _run_policy(self.policy, frame, instruction, self._next_id, guide)
         self._next_id += 1
         delay = outcome.latency if self.latency is None else self.latency
         self._ready_at = (frame.stamp if now is None else now) + delay

@@ -8,7 +8,7 @@ import pytest
 from nora_ros.actions import ActionChunk
 from nora_ros.camera.frame import Frame
 from nora_ros.errors import PolicyError
-from nora_ros.policy.base import Policy
+from nora_ros.policy.base import ChunkGuide, Policy
 from nora_ros.policy.worker import ThreadedInference, VirtualInference
 
 
@@ -95,3 +95,52 @@ def test_virtual_measured_latency_charges_wall_time():
     w.submit(frame(0.0), "go", now=0.0)
     assert w.poll(0.01) is None
     assert w.poll(0.2).chunk is not None
+
+
+class GuidablePolicy(Policy):
+    """Records which entry point ran and with what guide; its chunk's first action is the guide's."""
+
+    model_id = "guidable"
+    supports_guide = True
+
+    def __init__(self):
+        self.calls = []
+
+    def act(self, frame, instruction):
+        self.calls.append(("act", None))
+        return ActionChunk(np.zeros((1, 7)), model_id=self.model_id)
+
+    def act_guided(self, frame, instruction, guide):
+        self.calls.append(("act_guided", guide))
+        return ActionChunk(guide.actions[:1].copy(), model_id=self.model_id)
+
+
+GUIDE = ChunkGuide(np.full((2, 7), 0.5), frozen_steps=1, execution_horizon=1, guidance_weight=3.0)
+
+
+@pytest.mark.parametrize("kind", ["threaded", "virtual"])
+def test_a_guide_goes_to_act_guided_and_none_to_act(kind):
+    policy = GuidablePolicy()
+    w = ThreadedInference(policy) if kind == "threaded" else VirtualInference(policy, latency=0.0)
+    try:
+        assert w.submit(frame(1.0), "go", now=1.0, guide=GUIDE)
+        out = wait_outcome(w)
+        assert out.error == "" and out.chunk.stamp == 1.0 and out.chunk.chunk_id == 1
+        np.testing.assert_array_equal(out.chunk.actions, np.full((1, 7), 0.5))
+        assert w.submit(frame(2.0), "go", now=2.0)
+        assert wait_outcome(w).chunk.chunk_id == 2
+    finally:
+        w.close()
+    assert policy.calls == [("act_guided", GUIDE), ("act", None)]
+
+
+@pytest.mark.parametrize("kind", ["threaded", "virtual"])
+def test_a_policy_that_cannot_be_guided_is_a_reported_error(kind):
+    w = ThreadedInference(SlowPolicy()) if kind == "threaded" else VirtualInference(SlowPolicy(), latency=0.0)
+    try:
+        assert w.submit(frame(1.0), "go", now=1.0, guide=GUIDE)
+        out = wait_outcome(w)
+        assert out.chunk is None and not out.crashed
+        assert "needs NORA-1.5's flow head" in out.error and "'slow'" in out.error
+    finally:
+        w.close()

@@ -22,6 +22,13 @@ float32, in this implementation and in the reference alike (the issue reports up
 real model); the tiny model is not the real one, so take it as an order of magnitude.
 ``action_head: fast`` decodes FAST+ tokens from the same VLM through :class:`NoraPolicy` instead
 (:func:`nora15_policy`).
+
+Real-time chunking: :meth:`Nora15Policy.act_guided` is the same inference (same seeded noise draw,
+same prefill) with the Euler steps of :func:`~nora_ros.policy.nora.rtc.sample_guided`, which
+steer the chunk towards a :class:`~nora_ros.policy.base.ChunkGuide` (see that module for the
+formulas). The prefill then runs under ``no_grad`` rather than ``inference_mode``: the guidance
+differentiates through the action expert, which attends to the prompt cache, and autograd
+cannot save inference tensors.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from nora_ros.actions import ActionChunk
 from nora_ros.camera.frame import Frame
 from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec
 from nora_ros.errors import ConfigurationError, PolicyError
-from nora_ros.policy.base import Policy
+from nora_ros.policy.base import ChunkGuide, Policy
 from nora_ros.policy.nora.config import AUTO_VARIANT, NoraConfig
 from nora_ros.policy.nora.inputs import observation_inputs
 from nora_ros.policy.nora.nora15 import LoadedNora15, load_nora15
@@ -78,6 +85,8 @@ class Nora15Policy(Policy):
     """NORA-1.5's flow head (see the module docstring). ``loaded`` may be shared with a
     :class:`NoraPolicy` over the same VLM; by default the checkpoint ``config.model`` is loaded."""
 
+    supports_guide = True
+
     def __init__(self, config: NoraConfig | None = None, loaded: LoadedNora15 | None = None) -> None:
         import torch
 
@@ -117,12 +126,15 @@ class Nora15Policy(Policy):
         return observation_inputs(self.prompt, self._preprocess, self.patch_spec, frame, instruction,
                                   self.loaded.device, self._dtype)
 
-    def prefill(self, inputs: dict) -> object:
+    def prefill(self, inputs: dict, for_grad: bool = False) -> object:
         """The VLM's per-layer prompt keys/values (:class:`PrefixKV`) from one forward pass of its
-        backbone (the language-model head is skipped: the flow head needs only the cache)."""
+        backbone (the language-model head is skipped: the flow head needs only the cache).
+        ``for_grad``: under ``no_grad`` instead of ``inference_mode`` (the same numbers), so that
+        guided sampling can differentiate through attention over the cache."""
         from nora_ros.policy.nora.expert import PrefixKV, output_cache
 
-        with self._torch.inference_mode():
+        torch = self._torch
+        with torch.no_grad() if for_grad else torch.inference_mode():
             out = self.loaded.vlm.model(**inputs, use_cache=True)
         layers = self.loaded.flow.expert_config.layers
         return PrefixKV.from_cache(output_cache(out), layers, inputs["attention_mask"])
@@ -130,16 +142,25 @@ class Nora15Policy(Policy):
     def act(self, frame: Frame, instruction: str) -> ActionChunk:
         return self.run(frame, instruction).chunk
 
-    def run(self, frame: Frame, instruction: str, noise: object | None = None) -> FlowOutput:
-        """One inference; ``noise`` (``(T, 7)``) replaces the seeded draw, for comparisons.
+    def act_guided(self, frame: Frame, instruction: str, guide: ChunkGuide) -> ActionChunk:
+        """:meth:`act` steered by real-time chunking's guidance towards ``guide``."""
+        return self.run(frame, instruction, guide=guide).chunk
 
-        A failure inside the model raises :class:`PolicyError` (the arm holds)."""
+    def run(self, frame: Frame, instruction: str, noise: object | None = None,
+            guide: ChunkGuide | None = None) -> FlowOutput:
+        """One inference; ``noise`` (``(T, 7)``) replaces the seeded draw, for comparisons;
+        ``guide`` switches the sampler to real-time chunking's guided one.
+
+        A guide that does not fit this horizon is an :class:`InvalidInputError` (before any noise
+        is drawn); a failure inside the model raises :class:`PolicyError` (the arm holds)."""
         from nora_ros.policy.nora.flow import check_noise, sample_actions
+        from nora_ros.policy.nora.rtc import GuideTarget, sample_guided
 
         torch = self._torch
         cuda = self.loaded.device.startswith("cuda")
         sync = torch.cuda.synchronize if cuda else None
         t0 = time.perf_counter()
+        target = None if guide is None else GuideTarget.from_guide(guide, self.horizon, self.loaded.norm_stats)
         inputs = self.model_inputs(frame, instruction)
         if noise is None:
             x1, index = self.noise.draw()
@@ -147,11 +168,14 @@ class Nora15Policy(Policy):
             x1, index = check_noise(noise, self.horizon), None
         t1 = time.perf_counter()
         try:
-            prefix = self.prefill(inputs)
+            prefix = self.prefill(inputs, for_grad=target is not None)
             if sync is not None:
                 sync()
             t2 = time.perf_counter()
-            result = sample_actions(self.loaded.flow, prefix, x1, self.steps, sync)
+            if target is None:
+                result = sample_actions(self.loaded.flow, prefix, x1, self.steps, sync)
+            else:
+                result = sample_guided(self.loaded.flow, prefix, x1, self.steps, target, sync)
         except PolicyError:
             raise
         except (RuntimeError, ValueError) as exc:  # torch errors (e.g. out of memory), shapes
@@ -169,6 +193,9 @@ class Nora15Policy(Policy):
         timings.update({"unnormalize": t4 - t3, "total": t4 - t0})
         metadata = {"action_head": "flow", "seed": self.noise.seed, "noise_index": index,
                     "flow_steps": self.steps, "dtype": self.loaded.dtype, **report}
+        if guide is not None:
+            metadata["rtc"] = {"frozen_steps": guide.frozen_steps, "execution_horizon": guide.execution_horizon,
+                               "guidance_weight": guide.guidance_weight}
         chunk = ActionChunk(actions=actions, step_period=self.step_period, model_id=self.model_id, timings=timings,
                             stamp=frame.stamp, chunk_id=self._chunks, metadata=metadata)
         self._chunks += 1
