@@ -297,7 +297,7 @@ def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 
                     loop_config: LoopConfig | None = None, safety_overrides: dict | None = None,
                     results_path=None, model_id: str = "", checkpoint: str = "",
                     max_steps: int = 60, realtime: bool = False, latency: float | None = 0.0,
-                    render: bool = True, recorder=None) -> SimStack:
+                    render: bool = True, recorder=None, arm_config=None) -> SimStack:
     """Wire world, MuJoCo arm, safety filter, policy worker, control loop and supervisor.
 
     ``policy_factory(world)`` makes the policy (the scripted expert needs the world's ground
@@ -305,7 +305,8 @@ def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 
     otherwise :class:`VirtualInference` charges ``latency`` seconds (``None``: measured) of
     sim time per inference. The safety filter's tick matches the control rate. ``recorder``
     (:class:`nora_ros.bag.record.TrialBags` or ``SessionBag``) becomes the supervisor's recorder
-    and status listener; pass its ``on_tick`` to :func:`run_sim_trial`.
+    and status listener; pass its ``on_tick`` to :func:`run_sim_trial`. ``arm_config``: the
+    simulated arm's :class:`~nora_ros.sim.arm.MujocoArmConfig` (e.g. ``streaming`` for 25-50 Hz).
     """
     from nora_ros.safety import SafetyConfig, SafetyFilter
     from nora_ros.sim.arm import MujocoArm
@@ -316,7 +317,7 @@ def build_sim_stack(policy_factory, *, task: str = "carrot_in_pot", seed: int = 
 
     loop_config = loop_config or LoopConfig()
     world = SimWorld(task=task, seed=seed)
-    arm = MujocoArm(world)
+    arm = MujocoArm(world, arm_config)
     safety_config = SafetyConfig.from_mapping({**(safety_overrides or {}), "tick_period": loop_config.tick_period})
     safe_arm = SafeArm(SafetyFilter(safety_config, world.kinematics), arm)
     policy = policy_factory(world)

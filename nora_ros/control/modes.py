@@ -125,6 +125,13 @@ def _command(placed: PlacedChunk, action: np.ndarray, tick: Tick, index: int) ->
 WAITING = "no action due: waiting for the policy"
 
 
+def _motion_step(motion: float, period: float) -> tuple:
+    """The step key: which model step of *motion* the arm is in. A step is 0.2 s of executed
+    motion however it is made up (a late chunk's partial first action, a blend of chunks), so
+    the supervisor's step limit means the same in every mode."""
+    return ("motion", math.floor(motion / period + EPS))
+
+
 # --------------------------------------------------------------------------- one chunk at a time
 
 
@@ -176,7 +183,8 @@ class HoldExecutor:
 
     def _act(self, placed: PlacedChunk, tick: Tick) -> Decision:
         index = placed.index(tick.motion)
-        return Decision(_command(placed, placed.action(index), tick, index), step_key=(placed.chunk.chunk_id, index))
+        return Decision(_command(placed, placed.action(index), tick, index),
+                        step_key=_motion_step(tick.motion, placed.period))
 
     def remaining(self, motion: float) -> float:
         """Motion seconds of the current chunk left (0 when none)."""
@@ -228,15 +236,10 @@ class InterpolateExecutor(HoldExecutor):
         action = placed.action(index)
         cmd = EndEffectorCommand(move[:3], move[3:], float(action[GRIPPER_DIM]), tick.now,
                                  chunk_id=placed.chunk.chunk_id, index=index, observation_stamp=placed.chunk.stamp)
-        return Decision(cmd, step_key=(placed.chunk.chunk_id, index))
+        return Decision(cmd, step_key=_motion_step(tick.motion, placed.period))
 
 
 # --------------------------------------------------------------------------- several chunks at once
-
-
-def _motion_step(motion: float, period: float) -> tuple:
-    """Step key for modes that mix chunks: the model step of motion the arm is in."""
-    return ("motion", math.floor(motion / period + EPS))
 
 
 @dataclass

@@ -37,6 +37,12 @@ class MujocoArmConfig:
     accel_time: float = 0.04
     arrival_tolerance: float = 0.01
     gripper_threshold: float = 0.5
+    streaming: bool = False
+    """A command that arrives while a move is under way continues from that move's velocity
+    (cubic from the current velocity to the new move's mean velocity) instead of ramping from
+    rest: what a servo does with a stream of goal positions at 25-50 Hz (each 20 ms move would
+    otherwise stop and start, and the arm's jerk would measure that instead of the commands).
+    Off by default: one move per 0.2 s step is the WidowX driver's use."""
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.accel_time < 10.0):
@@ -73,6 +79,9 @@ class MujocoArm(Arm):
         self._t0 = self.world.time
         self._duration = 0.0
         self._ramp = 0.0
+        self._t0_prev, self._duration_prev = self._t0, 0.0
+        self._v0: np.ndarray | None = None
+        self._v1: np.ndarray | None = None
         self._finger = float(self.world.data.ctrl[self.world.finger_actuators[0]])
 
     def _profile(self, t: float) -> tuple[float, float]:
@@ -93,9 +102,27 @@ class MujocoArm(Arm):
 
     def setpoint(self, t: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Joint position and velocity the profile asks for at time ``t`` (now by default)."""
-        s, ds = self._profile(self.world.time if t is None else t)
+        t = self.world.time if t is None else t
+        if self._v0 is not None:
+            return self._cubic(t)
+        s, ds = self._profile(t)
         delta = self._goal - self._start
         return self._start + s * delta, ds * delta
+
+    def _cubic(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Streaming moves: Hermite from (start, v0) to (goal, v1) over the duration, then the goal."""
+        T = self._duration
+        tau = t - self._t0
+        if tau > T + 0.5 * self.world.timestep:  # the stream's next command is due at T (float sums)
+            return self._goal.copy(), np.zeros_like(self._goal)
+        tau = min(max(tau, 0.0), T)
+        u = tau / T
+        p0, p1, m0, m1 = self._start, self._goal, self._v0 * T, self._v1 * T
+        q = ((2 * u**3 - 3 * u**2 + 1) * p0 + (u**3 - 2 * u**2 + u) * m0 + (-2 * u**3 + 3 * u**2) * p1
+             + (u**3 - u**2) * m1)
+        dq = ((6 * u**2 - 6 * u) * p0 + (3 * u**2 - 4 * u + 1) * m0 + (-6 * u**2 + 6 * u) * p1
+              + (3 * u**2 - 2 * u) * m1) / T
+        return q, dq
 
     def before_step(self, time: float) -> None:
         q, qd = self.setpoint(time)
@@ -126,13 +153,20 @@ class MujocoArm(Arm):
         if not (duration >= 0.0 and math.isfinite(duration)):
             raise InvalidInputError(f"duration must be a finite number of seconds >= 0, got {duration}")
         now = self.world.time
-        start, _ = self.setpoint(now)  # continue from where the profile is, not from the lagging measurement
+        start, velocity = self.setpoint(now)  # continue from where the profile is, not from the lagging measurement
         ramp = min(self.config.accel_time, duration / 2.0)
         travel = float(np.max(np.abs(q - start)))
         # peak velocity of the trapezoid is travel / (T - ramp): stretch T to respect the limit
         needed = travel / self.kinematics.max_joint_velocity + ramp
         self._start, self._goal = start, q.copy()
         self._t0, self._duration, self._ramp = now, max(float(duration), needed), ramp
+        # the stream goes on if this command came before (or as) the last move ended
+        moving = now <= self._t0_prev + self._duration_prev + 0.5 * self.world.timestep
+        self._t0_prev, self._duration_prev = now, self._duration
+        if self.config.streaming and moving and self._duration > 0:
+            self._v0, self._v1 = velocity, (q - start) / self._duration
+        else:
+            self._v0 = self._v1 = None
 
     def command_gripper(self, value: float) -> None:
         """Open (value above ``gripper_threshold``) or close the gripper; value in [0, 1]."""
@@ -146,6 +180,8 @@ class MujocoArm(Arm):
         q = self.world.arm_joints()
         self._start, self._goal = q, q.copy()
         self._t0, self._duration, self._ramp = self.world.time, 0.0, 0.0
+        self._t0_prev, self._duration_prev = self._t0, 0.0
+        self._v0 = self._v1 = None
 
     def home(self, timeout: float = 5.0) -> None:
         self._move_and_wait(self.kinematics.home_joints, timeout)
