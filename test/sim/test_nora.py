@@ -57,7 +57,9 @@ def test_tiny_nora_runs_three_trials_to_their_step_limit(three_trials):
         assert result.score.kind == "failure", result.score
         assert "sim check: carrot is" in result.score.note and "from the pot" in result.score.note
         chunks = [r.policy.chunk for r in log.ticks if r.policy.chunk is not None]
-        assert len(chunks) >= MAX_STEPS
+        # The step limit counts 0.2 s steps of motion: a chunk that starts off that grid (after a
+        # one-tick hold) is counted in two steps, so one chunk fewer than steps is possible.
+        assert len(chunks) >= MAX_STEPS - 1
         assert all(c.actions.shape == (1, 7) and np.isfinite(c.actions).all() for c in chunks)
         assert all(c.token_ids for c in chunks)  # the raw generated ids are kept for logs
 
