@@ -249,6 +249,8 @@ def run_grid(config: ExperimentConfig, path: pathlib.Path, jobs: int = 1,
     count = len(done)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
+        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            out.write("\n")  # an interrupted run cut its last line: start on a fresh one
         for metrics in _execute(config, todo, jobs):
             out.write(json.dumps(asdict(metrics)) + "\n")
             out.flush()
