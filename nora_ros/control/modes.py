@@ -143,7 +143,8 @@ class HoldExecutor:
     execute_steps: int
     current: PlacedChunk | None = None
     pending: PlacedChunk | None = None
-    limit: int = 0
+    limit: float = 0.0
+    """Position (in actions, fractional) where the current chunk's execution ends."""
 
     def offer(self, placed: PlacedChunk) -> None:
         if self.pending is not None:
@@ -159,7 +160,7 @@ class HoldExecutor:
         return self.current is not None or self.pending is not None
 
     def decide(self, tick: Tick) -> Decision:
-        if self.current is not None and self.current.index(tick.motion) >= self.limit:
+        if self.current is not None and self.current.position(tick.motion) >= self.limit - EPS:
             self.current = None
         if self.current is None:
             reason = self._start(tick)
@@ -171,10 +172,11 @@ class HoldExecutor:
         placed, self.pending = self.pending, None
         if placed is None:
             return WAITING
-        limit = min(self.execute_steps, placed.horizon)
-        if not self.join.join(placed, tick, limit):
+        if not self.join.join(placed, tick, placed.horizon):
             return self.join.counters.last_drop_reason
-        self.current, self.limit = placed, limit
+        # execute_steps steps of motion from where the chunk starts (a late chunk starts part way)
+        start = max(0.0, placed.position(tick.motion))
+        self.current, self.limit = placed, min(start + self.execute_steps, float(placed.horizon))
         self._started(placed, tick)
         return ""
 
@@ -194,17 +196,19 @@ class HoldExecutor:
 
     def wants(self, motion: float, latency: float, outlook: Outlook) -> bool:
         """Start inference now? When nothing is pending and the current chunk ends within the
-        latency (the next chunk is then ready as this one ends, and runs from the action due
-        then: continuous motion, replanned more often), but only while a chunk computed now
-        would still have actions left when ready: with a window (``execute_steps`` x step) no
-        longer than the latency, overlapping the inference would skip the whole new chunk, so
-        the loop waits for the chunk to end (synchronous, like the NORA reference loop)."""
+        latency, so the next is ready as it ends (continuous motion) -- but only when that pays:
+        the next chunk, ready ``latency`` into its own time, runs ``min(execute_steps x step,
+        horizon x step - latency)``; if that is shorter than the latency, its successor could not
+        be ready in time either and the arm would stop and go with less motion per observation
+        than waiting. Then the loop observes when the chunk ends (synchronous, like the NORA
+        reference loop: a one-action chunk at 400 ms)."""
         if self.pending is not None:
             return False
         if self.current is None:
             return True
-        window = self.limit * self.current.period
-        lead = latency if latency < window - EPS else 0.0
+        period = outlook.period
+        span = min(self.execute_steps * period, outlook.horizon * period - latency)
+        lead = latency if span >= latency - EPS else 0.0
         return self.remaining(motion) <= lead + EPS
 
 
@@ -335,10 +339,10 @@ class RtcExecutor(HoldExecutor):
         if self.pending is not None:
             placed, self.pending = self.pending, None
             if self.join.join(placed, tick, placed.horizon):
-                self.current, self.limit = placed, placed.horizon
+                self.current, self.limit = placed, float(placed.horizon)
             else:
                 reason = self.join.counters.last_drop_reason
-        if self.current is not None and self.current.index(tick.motion) >= self.limit:
+        if self.current is not None and self.current.position(tick.motion) >= self.limit - EPS:
             self.current = None
         if self.current is None:
             return Decision(None, reason)

@@ -63,9 +63,9 @@ class HermitePath:
                 + h11 * h * self.velocities[i + 1])
 
 
-def chunk_path(placed: PlacedChunk, start: float, limit: int, start_velocity: np.ndarray) -> HermitePath:
-    """The path through ``placed``'s waypoints from fractional position ``start`` to action
-    ``limit`` (exclusive end), times in motion seconds from the start, leaving with
+def chunk_path(placed: PlacedChunk, start: float, limit: float, start_velocity: np.ndarray) -> HermitePath:
+    """The path through ``placed``'s waypoints from fractional position ``start`` to position
+    ``limit`` (both in actions), times in motion seconds from the start, leaving with
     ``start_velocity`` (6-vector, per second).
 
     Knot velocities: the mean of the steps on either side, also at ``limit`` when the chunk has
@@ -89,9 +89,17 @@ def chunk_path(placed: PlacedChunk, start: float, limit: int, start_velocity: np
             return rates[-1]
         return 0.5 * (rates[k - 1] + rates[k])
 
-    positions = [start] + [float(k) for k in range(first + 1, limit + 1) if k > start + EPS]
+    last = math.floor(limit + EPS)
+    positions = [start] + [float(k) for k in range(first + 1, last + 1) if start + EPS < k]
+    if limit > positions[-1] + EPS:
+        positions.append(limit)  # the window ends inside an action
+
+    def rate_at(pos: float) -> np.ndarray:
+        k = round(pos)
+        return knot_rate(k) if abs(pos - k) < EPS else rates[min(math.floor(pos), placed.horizon - 1)]
+
     base = hold_value(start)
     times = [(p - start) * period for p in positions]
     values = [hold_value(p) - base for p in positions]
-    velocities = [np.asarray(start_velocity, dtype=np.float64)] + [knot_rate(int(round(p))) for p in positions[1:]]
+    velocities = [np.asarray(start_velocity, dtype=np.float64)] + [rate_at(p) for p in positions[1:]]
     return HermitePath(np.array(times), np.array(values), np.array(velocities))

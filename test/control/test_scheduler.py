@@ -75,12 +75,17 @@ def test_newer_pending_supersedes_older():
 def test_wants_observation_early_enough_for_latency():
     s = ActionScheduler()
     assert s.wants_observation(0.0, expected_latency=0.15)
-    s.offer(chunk([0.01], stamp=0.0))
+    s.offer(chunk([0.01] * 5, stamp=0.0))
     s.command_at(0.0)
     assert not s.wants_observation(0.0, expected_latency=0.15)  # 0.2 s left > 0.15
     assert s.wants_observation(0.06, expected_latency=0.15)    # 0.14 s left
-    s.offer(chunk([0.01], stamp=0.06, chunk_id=2))
+    s.offer(chunk([0.01] * 5, stamp=0.06, chunk_id=2))
     assert not s.wants_observation(0.1, expected_latency=0.15)  # one is pending
+    # a one-action chunk ready 0.15 s into its 0.2 s would run 0.05 s: observe when it ends
+    one = ActionScheduler()
+    one.offer(chunk([0.01], stamp=0.0))
+    one.command_at(0.0)
+    assert not one.wants_observation(0.06, expected_latency=0.15)
 
 
 def test_clear_forgets_everything():
