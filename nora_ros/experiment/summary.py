@@ -107,6 +107,7 @@ def plot(summaries: list[CellSummary], path: pathlib.Path) -> pathlib.Path:
     """Success rate and RMS jerk against control rate, one line per mode, a column per latency."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     latencies = sorted({c.latency for c in summaries})
     variants = sorted({c.variant for c in summaries})
@@ -134,6 +135,7 @@ def plot(summaries: list[CellSummary], path: pathlib.Path) -> pathlib.Path:
             ax.set_xscale("log")
             ax.set_xlabel("control rate (Hz)")
             ax.set_xticks(sorted({c.rate for c in summaries}), [f"{r:g}" for r in sorted({c.rate for c in summaries})])
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
