@@ -14,4 +14,5 @@ COMMANDS = (
     "sim",
     "replay",
     "export",
+    "security",
 )
