@@ -155,9 +155,10 @@ def safety_params() -> tuple[ParamSpec, ...]:
                   "patterns) allowed to hold a client of safety/enable and safety/reset: the ros2 CLI by default; "
                   "add a console or rqt node here. Names are not authenticated without SROS2 (secure:=true).",
                   read_only=True),
-        ParamSpec("guard.identify_timeout", 0.5, "Graph guard: seconds an endpoint on a watched name may stay "
-                  "without an announced ROS node (discovery lag) before it latches a fault; its messages are "
-                  "ignored meanwhile.", minimum=0.0, maximum=10.0, read_only=True),
+        ParamSpec("guard.identify_timeout", 5.0, "Graph guard: seconds an endpoint on a watched name may stay "
+                  "without an announced ROS node before it latches a fault; its messages are ignored meanwhile. "
+                  "Node announcements lag the endpoints (0.5 s was exceeded while a secured stack started on "
+                  "Jazzy).", minimum=0.0, maximum=60.0, read_only=True),
     )
     limits = dataclass_params(SafetyConfig, prefix="safety.", read_only=["tick_period"])
     return own + limits

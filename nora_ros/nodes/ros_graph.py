@@ -38,7 +38,8 @@ class RclpyGraph:
             except Exception:  # noqa: BLE001 - the node left between the two queries: nothing to name
                 continue
             found += [Endpoint(name, namespace) for service, _ in clients if service == rule.name]
-        # Clients whose node has not been announced yet are counted but not named.
-        missing = self.count(rule) - len(found)
-        found += [Endpoint(UNKNOWN_NAME, UNKNOWN_NAMESPACE, f"client-{i}") for i in range(max(missing, 0))]
+        # A node lists each service once however many clients it holds, so counts cannot be matched
+        # to nodes; clients that no announced node claims show up only as a count without a name.
+        if not found and self.count(rule) > 0:
+            found.append(Endpoint(UNKNOWN_NAME, UNKNOWN_NAMESPACE, "client"))
         return found

@@ -20,10 +20,13 @@ What it cannot do, said plainly:
 - rclpy does not tell a service callback who called (the request's writer GUID stays inside
   rclpy), so for services the guard checks which nodes *hold a client* of the service when it is
   called and at each tick; a client that calls and disappears between two ticks and whose node
-  announcement arrives after the call is not seen.
-- An endpoint whose node is not yet announced (its ROS discovery info lags the DDS one by
-  milliseconds; or a plain DDS program) is "unidentified": its messages are not acted on, and it
-  latches a fault once it stays unidentified for ``identify_timeout`` seconds.
+  announcement arrives after the call is not seen. Clients are counted per service but named
+  per node (a node lists a service once however many clients it holds), so an unannounced
+  client is seen only while no announced node holds one.
+- An endpoint whose node is not yet announced (its ROS discovery info lags the DDS one: more
+  than 0.5 s while a secured stack started on Jazzy; or a plain DDS program) is "unidentified":
+  messages are not acted on while it is there, and it latches a fault once it stays
+  unidentified for ``identify_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class GraphGuard:
 
     rules: tuple[Rule, ...]
     full_check_period: float = 1.0
-    identify_timeout: float = 0.5
+    identify_timeout: float = 5.0
     fault: str = ""
     _counts: dict[Rule, int] = field(default_factory=dict)
     _last_full: float = float("-inf")
@@ -202,7 +205,8 @@ class GraphGuard:
         self._last_full = now
         self._findings = tuple(findings)
         if findings:
-            return False, "still in the graph: " + "; ".join(f.describe() for f in findings)
+            more = f"; and {len(findings) - 3} more" if len(findings) > 3 else ""
+            return False, "still in the graph: " + "; ".join(f.describe() for f in findings[:3]) + more
         self.fault = ""
         return True, ""
 
