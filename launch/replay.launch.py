@@ -10,10 +10,21 @@ publishes /clock; every node uses sim time. The
 policy computes what it would have done (cmd, action_chunk) and the safety node reports what
 it would have sent (cmd_safe, safety/status) without commanding any arm: dry_run is forced on.
 Record the outputs with `ros2 bag record` to compare them with the original run. Leave bag
-empty to start the nodes only and play a bag yourself (with --clock).
+empty to start the nodes only and play a bag yourself (with --clock). Discovery stays on this
+host unless discovery_range says otherwise. The safety node's graph guard is off here: the bag
+player publishes trial/status by design, and nothing can move (dry run).
 """
 
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, GroupAction
+import os
+
+from launch.actions import (
+    DeclareLaunchArgument,
+    ExecuteProcess,
+    GroupAction,
+    LogInfo,
+    OpaqueFunction,
+    SetEnvironmentVariable,
+)
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
@@ -26,6 +37,14 @@ try:  # Jazzy renamed it; Humble has only the old name
     from launch_ros.actions import PushROSNamespace
 except ImportError:  # pragma: no cover - depends on the ROS distribution
     from launch_ros.actions import PushRosNamespace as PushROSNamespace
+
+
+def _graph(context):
+    """Discovery scope for the nodes and the player started after this (nora_ros.security.launch_env)."""
+    from nora_ros.security.launch_env import graph_setup
+
+    setup = graph_setup(discovery_range=LaunchConfiguration("discovery_range").perform(context), environ=os.environ)
+    return [SetEnvironmentVariable(k, v) for k, v in setup.env.items()] + [LogInfo(msg=n) for n in setup.notes]
 
 
 def generate_launch_description():
@@ -74,6 +93,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
             description="Log level of the nodes."),
+        DeclareLaunchArgument(
+            "discovery_range", default_value="LOCALHOST", choices=["LOCALHOST", "SUBNET", "OFF", "SYSTEM_DEFAULT"],
+            description="How far ROS discovery reaches (ROS_AUTOMATIC_DISCOVERY_RANGE; ROS_LOCALHOST_ONLY on "
+                        "Humble): LOCALHOST keeps the replay on this machine."),
     ]
 
     ros_args = ["--log-level", log_level]
@@ -95,6 +118,7 @@ def generate_launch_description():
                 "arm_backend": "topic",
                 "joint_states_topic": ParameterValue(joint_states_topic, value_type=str),
                 "dry_run": True,
+                "guard.enabled": False,
                 "use_sim_time": True,
             }],
             ros_arguments=ros_args,
@@ -116,4 +140,4 @@ def generate_launch_description():
         condition=IfCondition(PythonExpression(["'", bag, "' != ''"])),
     )
 
-    return LaunchDescription(arguments + [nodes, play])
+    return LaunchDescription(arguments + [OpaqueFunction(function=_graph), nodes, play])

@@ -11,9 +11,15 @@ on sim/gripper_command (std_msgs/Float64). The policy, safety and supervisor nod
 as on the robot; only the safety node's arm points at the sim node (arm_backend "topic")
 instead of the Interbotix driver. The sim node scores each trial from the physics state when
 auto_score is on, so an instruction runs a trial that ends with a TrialResult.
+
+Discovery stays on this host unless discovery_range says otherwise; secure:=true keystore:=PATH
+runs every node in its SROS2 enclave (/nora/sim, /nora/policy, /nora/safety, /nora/supervisor)
+with permissions enforced (make the keystore with nora-ros security init PATH).
 """
 
-from launch.actions import DeclareLaunchArgument, GroupAction
+import os
+
+from launch.actions import DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
@@ -25,6 +31,17 @@ try:  # Jazzy renamed it; Humble has only the old name
     from launch_ros.actions import PushROSNamespace
 except ImportError:  # pragma: no cover - depends on the ROS distribution
     from launch_ros.actions import PushRosNamespace as PushROSNamespace
+
+
+def _graph(context):
+    """Discovery scope and SROS2 for the nodes started after this (nora_ros.security.launch_env)."""
+    from nora_ros.security.launch_env import graph_setup
+
+    setup = graph_setup(discovery_range=LaunchConfiguration("discovery_range").perform(context),
+                        secure=LaunchConfiguration("secure").perform(context),
+                        keystore=LaunchConfiguration("keystore").perform(context),
+                        roles=("sim", "policy", "safety", "supervisor"), environ=os.environ)
+    return [SetEnvironmentVariable(k, v) for k, v in setup.env.items()] + [LogInfo(msg=n) for n in setup.notes]
 
 
 def generate_launch_description():
@@ -74,6 +91,16 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
             description="Log level of the nodes."),
+        DeclareLaunchArgument(
+            "discovery_range", default_value="LOCALHOST", choices=["LOCALHOST", "SUBNET", "OFF", "SYSTEM_DEFAULT"],
+            description="How far ROS discovery reaches (ROS_AUTOMATIC_DISCOVERY_RANGE; ROS_LOCALHOST_ONLY on "
+                        "Humble): LOCALHOST keeps the simulated robot's graph on this machine."),
+        DeclareLaunchArgument(
+            "secure", default_value="false", choices=["true", "false"],
+            description="true: SROS2 enforced, each node in its /nora/<role> enclave from keystore."),
+        DeclareLaunchArgument(
+            "keystore", default_value="",
+            description="SROS2 keystore for secure:=true (nora-ros security init PATH makes one)."),
     ]
 
     ros_args = ["--log-level", log_level]
@@ -85,7 +112,7 @@ def generate_launch_description():
                 "task": ParameterValue(task, value_type=str),
                 "seed": ParameterValue(seed, value_type=int),
             }],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/sim"],
         ),
         Node(
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
@@ -94,7 +121,7 @@ def generate_launch_description():
                 "variant": ParameterValue(variant, value_type=str),
                 "action_head": ParameterValue(action_head, value_type=str),
             }],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/policy"],
         ),
         Node(
             package="nora_ros", executable="safety_node", name="safety_node", output="screen",
@@ -102,7 +129,7 @@ def generate_launch_description():
                 "arm_backend": "topic",
                 "dry_run": ParameterValue(dry_run, value_type=bool),
             }],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/safety"],
         ),
         Node(
             package="nora_ros", executable="supervisor_node", name="supervisor_node", output="screen",
@@ -110,8 +137,8 @@ def generate_launch_description():
                 "results_file": ParameterValue(results_file, value_type=str),
                 "model_id": ParameterValue(model, value_type=str),
             }],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/supervisor"],
         ),
     ])
 
-    return LaunchDescription(arguments + [nodes])
+    return LaunchDescription(arguments + [OpaqueFunction(function=_graph), nodes])

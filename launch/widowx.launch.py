@@ -7,9 +7,24 @@ config/widowx.yaml); the arguments below override the few that change per sessio
 converted here (ParameterValue), not in the nodes. Interbotix's xsarm_control.launch.py is
 included unless driver:=false (when the driver already runs); use_sim:=true runs Interbotix's
 own simulated driver (xs_sdk_sim) instead of the motors, with the same topics and services.
+
+Who can reach the arm: discovery_range (LOCALHOST by default) and static_peers bound the graph;
+a policy on a GPU workstation needs SUBNET or the workstation as a static peer, and a warning
+says so at start when that happens on ROS_DOMAIN_ID 0. secure:=true keystore:=PATH runs every
+node in its SROS2 enclave (/nora/camera, /nora/policy, /nora/safety, /nora/supervisor; the xs
+driver in /nora/driver) with permissions enforced: make it with nora-ros security init PATH.
 """
 
-from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
+import os
+
+from launch.actions import (
+    DeclareLaunchArgument,
+    GroupAction,
+    IncludeLaunchDescription,
+    LogInfo,
+    OpaqueFunction,
+    SetEnvironmentVariable,
+)
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -23,6 +38,21 @@ try:  # Jazzy renamed it; Humble has only the old name
     from launch_ros.actions import PushROSNamespace
 except ImportError:  # pragma: no cover - depends on the ROS distribution
     from launch_ros.actions import PushRosNamespace as PushROSNamespace
+
+
+def _graph(context):
+    """Discovery scope and SROS2 for the nodes started after this (nora_ros.security.launch_env)."""
+    from nora_ros.security.launch_env import graph_setup
+
+    started = {"camera": LaunchConfiguration("camera").perform(context),
+               "policy": LaunchConfiguration("policy").perform(context),
+               "driver": LaunchConfiguration("driver").perform(context)}
+    roles = ["safety", "supervisor"] + [r for r, on in started.items() if on == "true"]
+    setup = graph_setup(discovery_range=LaunchConfiguration("discovery_range").perform(context),
+                        static_peers=LaunchConfiguration("static_peers").perform(context),
+                        secure=LaunchConfiguration("secure").perform(context),
+                        keystore=LaunchConfiguration("keystore").perform(context), roles=roles, environ=os.environ)
+    return [SetEnvironmentVariable(k, v) for k, v in setup.env.items()] + [LogInfo(msg=n) for n in setup.notes]
 
 
 def generate_launch_description():
@@ -44,6 +74,7 @@ def generate_launch_description():
     results_file = LaunchConfiguration("results_file")
     namespace = LaunchConfiguration("namespace")
     log_level = LaunchConfiguration("log_level")
+    secure = LaunchConfiguration("secure")
 
     arguments = [
         DeclareLaunchArgument(
@@ -110,8 +141,25 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
             description="Log level of the NORA nodes."),
+        DeclareLaunchArgument(
+            "discovery_range", default_value="LOCALHOST", choices=["LOCALHOST", "SUBNET", "OFF", "SYSTEM_DEFAULT"],
+            description="How far ROS discovery reaches (ROS_AUTOMATIC_DISCOVERY_RANGE; ROS_LOCALHOST_ONLY on "
+                        "Humble): LOCALHOST (this computer only), SUBNET (the local network: a policy on a GPU "
+                        "workstation), OFF, SYSTEM_DEFAULT. Operator terminals need the same setting."),
+        DeclareLaunchArgument(
+            "static_peers", default_value="",
+            description="ROS_STATIC_PEERS: hosts reached whatever the range (e.g. the GPU workstation's address, "
+                        "with discovery_range:=LOCALHOST), separated by ';'. Jazzy and newer."),
+        DeclareLaunchArgument(
+            "secure", default_value="false", choices=["true", "false"],
+            description="true: SROS2 enforced, each node (and the xs driver) in its /nora/<role> enclave from keystore."),
+        DeclareLaunchArgument(
+            "keystore", default_value="",
+            description="SROS2 keystore for secure:=true (nora-ros security init PATH makes one)."),
     ]
 
+    # The driver's nodes are Interbotix's: no --enclave argument reaches them; rcl's override does.
+    driver_enclave = SetEnvironmentVariable("ROS_SECURITY_ENCLAVE_OVERRIDE", "/nora/driver", condition=IfCondition(secure))
     interbotix_driver = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(
             PathJoinSubstitution([FindPackageShare("interbotix_xsarm_control"), "launch", "xsarm_control.launch.py"])
@@ -133,7 +181,7 @@ def generate_launch_description():
             condition=IfCondition(camera),
             parameters=[params_file, {"source": ParameterValue(camera_source, value_type=str),
                                       "jpeg_quality": ParameterValue(jpeg_quality, value_type=int)}],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/camera"],
         ),
         Node(
             package="nora_ros", executable="policy_node", name="policy_node", output="screen",
@@ -146,7 +194,7 @@ def generate_launch_description():
             # A remap matches one whole name: the compressed topic needs its own.
             remappings=[("camera/image_raw", image_topic),
                         ("camera/image_raw/compressed", [image_topic, "/compressed"])],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/policy"],
         ),
         Node(
             package="nora_ros", executable="safety_node", name="safety_node", output="screen",
@@ -156,7 +204,7 @@ def generate_launch_description():
                 "arm_backend": "interbotix",
                 "dry_run": ParameterValue(dry_run, value_type=bool),
             }],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/safety"],
         ),
         Node(
             package="nora_ros", executable="supervisor_node", name="supervisor_node", output="screen",
@@ -164,8 +212,9 @@ def generate_launch_description():
                 "results_file": ParameterValue(results_file, value_type=str),
                 "model_id": ParameterValue(model, value_type=str),
             }],
-            ros_arguments=ros_args,
+            ros_arguments=ros_args + ["--enclave", "/nora/supervisor"],
         ),
     ])
 
-    return LaunchDescription(arguments + [interbotix_driver, nora_nodes])
+    driver_group = GroupAction([driver_enclave, interbotix_driver], scoped=True)
+    return LaunchDescription(arguments + [OpaqueFunction(function=_graph), driver_group, nora_nodes])

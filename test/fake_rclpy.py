@@ -194,8 +194,18 @@ def get_logger(name):
     return NAMED_LOGGERS.setdefault(name, Logger())
 
 
+GRAPH: list = []
+"""Every fake Node created since :func:`install`: the graph their graph queries see (no discovery
+lag; a destroyed node leaves it)."""
+
+
+def _resolve(namespace: str, name: str) -> str:
+    return name if name.startswith("/") else f"/{namespace}/{name}".replace("//", "/")
+
+
 class Node:
     def __init__(self, name, namespace="nora", parameter_overrides=()):
+        GRAPH.append(self)
         self.name, self.namespace = name, namespace
         self.overrides = {p.name: p.value for p in parameter_overrides}
         self.params: dict[str, object] = {}
@@ -298,10 +308,31 @@ class Node:
         return self.name
 
     def get_namespace(self):
-        return "/" + self.namespace
+        return "/" + self.namespace.strip("/")
 
     def destroy_node(self):
         self.destroyed = True
+
+    # the graph (rclpy's queries, over every live fake node)
+    def _live(self):
+        return [n for n in GRAPH if not n.destroyed]
+
+    def count_publishers(self, topic):
+        return len(self.get_publishers_info_by_topic(topic))
+
+    def get_publishers_info_by_topic(self, topic):
+        return [types.SimpleNamespace(node_name=n.name, node_namespace=n.get_namespace(), endpoint_gid=[i, len(t)])
+                for i, n in enumerate(self._live()) for t in n.publishers if _resolve(n.namespace, t) == topic]
+
+    def count_clients(self, service):
+        return sum(_resolve(n.namespace, c) == service for n in self._live() for c in n.clients)
+
+    def get_node_names_and_namespaces(self):
+        return [(n.name, n.get_namespace()) for n in self._live()]
+
+    def get_client_names_and_types_by_node(self, name, namespace):
+        (node,) = [n for n in self._live() if n.name == name and n.get_namespace() == namespace]
+        return [(_resolve(node.namespace, c), ["std_srvs/srv/SetBool"]) for c in node.clients]
 
     # helpers for tests
     def call(self, name, request):
@@ -406,6 +437,7 @@ def install(monkeypatch) -> None:
     # the copies bound to these after the test (a later test on real ROS must not get them).
     drop_node_modules()
     INSTALLED.append(True)
+    GRAPH.clear()
     spun = []
     NAMED_LOGGERS.clear()
 

@@ -43,3 +43,11 @@ def test_update_readme_needs_the_markers():
 
     with pytest.raises(ConfigurationError, match="no parameter section"):
         param_files.update_readme("# a README without the markers\n")
+
+
+def test_access_table_is_generated_from_the_access_table():
+    """Regenerate with `nora-ros security policy --readme README.md` after a topic's roles change."""
+    from nora_ros.interface import access
+
+    assert access.update_readme(README) == README
+    assert "| `cmd` | nora_ros/msg/EndEffectorCommand | policy (guarded) |" in README

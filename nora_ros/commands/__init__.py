@@ -15,4 +15,5 @@ COMMANDS = (
     "replay",
     "export",
     "experiment",
+    "security",
 )

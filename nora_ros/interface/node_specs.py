@@ -169,6 +169,19 @@ def safety_params() -> tuple[ParamSpec, ...]:
                   maximum=30.0),
         ParamSpec("start_tolerance", 0.02, "rad: every joint within this of the start pose counts as arrived.",
                   minimum=0.001, maximum=0.5),
+        ParamSpec("guard.enabled", True, "Graph guard: act only on cmd and trial/status from the policy and "
+                  "supervisor nodes, and let nothing else publish the arm's command topics or hold a client of "
+                  "safety/enable or safety/reset; anything else holds the arm (latched e-stop naming the node) "
+                  "until safety/reset. Off only where another node publishes by design (a bag playing trial/status).",
+                  read_only=True),
+        ParamSpec("guard.operator_nodes", ("/_ros2cli_*",), "Graph guard: nodes (fully qualified names or fnmatch "
+                  "patterns) allowed to hold a client of safety/enable and safety/reset: the ros2 CLI by default; "
+                  "add a console or rqt node here. Names are not authenticated without SROS2 (secure:=true).",
+                  read_only=True),
+        ParamSpec("guard.identify_timeout", 5.0, "Graph guard: seconds an endpoint on a watched name may stay "
+                  "without an announced ROS node before it latches a fault; its messages are ignored meanwhile. "
+                  "Node announcements lag the endpoints (0.5 s was exceeded while a secured stack started on "
+                  "Jazzy).", minimum=0.0, maximum=60.0, read_only=True),
     )
     limits = dataclass_params(SafetyConfig, prefix="safety.", read_only=["tick_period"])
     return own + limits

@@ -47,7 +47,10 @@ def render_yaml(overrides: Mapping[str, Mapping[str, Any]], header: str) -> str:
             prefix, _, leaf = spec.name.rpartition(".")
             if prefix != group:
                 if prefix:
-                    lines.append(f"    {prefix}:")
+                    # A group whose parameters all keep the code default is commented out too:
+                    # "guard:" alone would be a null value, which ROS refuses.
+                    used = any(s.name.startswith(prefix + ".") and s.name in values for s in specs)
+                    lines.append(f"    {prefix}:" if used else f"    # {prefix}:")
                 group = prefix
             indent = "      " if prefix else "    "
             for chunk in textwrap.wrap(_spec_text(spec), width=100 - len(indent) - 2):

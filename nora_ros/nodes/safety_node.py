@@ -9,11 +9,17 @@ in-process kinematic simulation (``kinematic``). Services: ``safety/estop`` and
 ``safety/reset`` (std_srvs/Trigger; the e-stop is latched), ``safety/enable``
 (std_srvs/SetBool; refused with dry_run). Limits (``safety.*``) may be changed live, but only
 tightened while a trial runs. On Ctrl-C the arm is told to hold before the node goes down.
+
+Graph guard (``guard.*``, :mod:`nora_ros.safety.graph_guard`): before each tick and each
+``cmd`` / ``trial/status`` message the node counts the publishers of what it acts on and the
+clients of ``safety/enable`` and ``safety/reset``; an unexpected one latches the e-stop with its
+node's name, and ``safety/reset`` is refused while it is still in the graph.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from rclpy.node import Node
 from std_msgs.msg import String
@@ -27,11 +33,13 @@ from nora_ros.interface.node_specs import safety_params
 from nora_ros.interface.params import values_for
 from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialStatus
 from nora_ros.nodes import common
+from nora_ros.nodes.ros_graph import RclpyGraph
 from nora_ros.nodes.topic_arm import TopicArm
 from nora_ros.robot.interbotix import InterbotixArm, InterbotixArmConfig
 from nora_ros.robot.kinematics import WidowXModel
 from nora_ros.robot.sim_arm import SimArm
 from nora_ros.safety import SafeArm, SafetyConfig, SafetyFilter
+from nora_ros.safety.graph_guard import GraphGuard, rules_for
 
 
 def make_arm(node, backend: str, model, params: dict, clock):
@@ -90,16 +98,61 @@ class SafetyNode:
         self.last_fault = ""
         self.last_limits = ""
         self.timer = self.node.create_timer(config.tick_period, self._tick)
+        self.guard, self.graph = self._make_guard(p), RclpyGraph(self.node)
+        self.pending_trial = None
+        self.guard_cost_us: deque[float] = deque(maxlen=1000)
         self.diagnostics = common.DiagnosticsPublisher(self.node, self._reports, hardware_id=p["robot_name"])
         mode = "DRY RUN (never moves the arm)" if p["dry_run"] else "actuating"
         self.node.get_logger().info(f"safety node for {p['robot_model']} via {p['arm_backend']}: {mode}")
 
+    def _make_guard(self, p: dict) -> GraphGuard | None:
+        """The graph guard's rules for this node's namespace and arm backend (None when off)."""
+        if not p["guard.enabled"]:
+            self.node.get_logger().warning("graph guard off: foreign publishers on cmd are not detected")
+            return None
+        ns = self.node.get_namespace()
+        fqn = f"{ns.rstrip('/')}/{self.node.get_name()}"
+        if p["arm_backend"] == "interbotix":
+            arm_topics = [f"/{p['robot_name']}/commands/{t}" for t in ("joint_group", "joint_single", "joint_trajectory")]
+        elif p["arm_backend"] == "topic":
+            arm_topics = [_absolute(ns, p["joint_command_topic"]), _absolute(ns, p["gripper_command_topic"])]
+        else:
+            arm_topics = []
+        rules = rules_for(ns, fqn, robot_name=p["robot_name"], arm_topics=arm_topics,
+                          operator_nodes=p["guard.operator_nodes"])
+        return GraphGuard(rules, identify_timeout=p["guard.identify_timeout"])
+
+    def _guard_check(self, now: float, force_full: bool = False) -> bool:
+        """Look at the graph; latch the e-stop on a new fault. True when nothing unexpected is there."""
+        if self.guard is None:
+            return True
+        t0 = time.perf_counter()
+        check = self.guard.check(self.graph, now, force_full=force_full)
+        self.guard_cost_us.append((time.perf_counter() - t0) * 1e6)
+        if check.new_fault:
+            reason = f"graph guard: {check.fault}"
+            self.loop.estop(reason)
+            self.last_fault = reason
+            self.node.get_logger().error(f"E-STOP latched by the {reason}; the arm holds until safety/reset")
+            self.fault_pub.publish(String(data=reason))
+        return check.clean
+
     # ------------------------------------------------------------------ callbacks: store only
     def _on_cmd(self, msg) -> None:
-        self.commands.tick(common.now_seconds(self.node))
-        self.loop.on_command(command_from_msg(msg))
+        now = common.now_seconds(self.node)
+        self.commands.tick(now)
+        # A message that arrives while anything unexpected publishes cmd is not acted on: it may be
+        # the intruder's (rclpy does not say which publisher sent it).
+        if self._guard_check(now):
+            self.loop.on_command(command_from_msg(msg))
 
     def _on_trial(self, msg) -> None:
+        if not self._guard_check(common.now_seconds(self.node)):
+            # Latched and sent once: keep it for the first clean tick (a lagging node announcement
+            # must not lose a trial), dropped if the guard latches a fault instead.
+            self.pending_trial = msg
+            return
+        self.pending_trial = None
         try:
             state = trial_state_name(msg)
         except NoraError as exc:
@@ -115,6 +168,12 @@ class SafetyNode:
         return response
 
     def _on_reset(self, request, response):
+        if self.guard is not None:
+            ok, why = self.guard.reset(self.graph, common.now_seconds(self.node))
+            if not ok:
+                response.success, response.message = False, f"reset refused by the graph guard: {why}"
+                self.node.get_logger().error(response.message)
+                return response
         was = self.loop.filter.estopped
         self.loop.reset_estop()
         response.success = True
@@ -123,6 +182,11 @@ class SafetyNode:
         return response
 
     def _on_enable(self, request, response):
+        # Who called is not visible to a service callback: look at who holds a client now.
+        self._guard_check(common.now_seconds(self.node), force_full=True)
+        if request.data and self.guard is not None and self.guard.fault:
+            response.success, response.message = False, f"actuation stays off: graph guard: {self.guard.fault}"
+            return response
         try:
             self.loop.set_enabled(bool(request.data))
         except NoraError as exc:
@@ -146,6 +210,10 @@ class SafetyNode:
     def _tick(self) -> None:
         now = common.now_seconds(self.node)
         self.ticks.tick(now)
+        if self._guard_check(now) and self.pending_trial is not None:
+            self._on_trial(self.pending_trial)
+        elif self.guard is not None and self.guard.fault:
+            self.pending_trial = None
         try:
             out = self.loop.tick(now)
         except Exception as exc:  # noqa: BLE001 - a bug must stop the arm, not the node that holds it
@@ -191,7 +259,15 @@ class SafetyNode:
                 parts.append((Level.ERROR, f"arm state is {age:.2f} s old"))
         except NoraError as exc:
             parts.append((Level.ERROR, str(exc)))
-        return [DiagnosticReport.worst(common.report_name(self.node, "safety"), parts, {
+        guard: dict = {"graph_guard": "off"}
+        if self.guard is not None:
+            if self.guard.fault:
+                parts.append((Level.ERROR, f"graph guard: {self.guard.fault}"))
+            costs = sorted(self.guard_cost_us)
+            guard = {**self.guard.report(),
+                     "graph_check_us_median": round(costs[len(costs) // 2], 1) if costs else 0.0,
+                     "graph_check_us_max": round(costs[-1], 1) if costs else 0.0}
+        return [DiagnosticReport.worst(common.report_name(self.node, "safety"), parts, {**guard,
             "phase": self.loop.phase.value, "trial_id": self.loop.trial_id, "tick_rate_hz": self.ticks.rate(now),
             "cmd_rate_hz": self.commands.rate(now), "last_limits": self.last_limits or "-",
             "last_fault": self.last_fault or "-", "backend": self.params["arm_backend"]})]
@@ -208,6 +284,10 @@ class SafetyNode:
             except NoraError as exc:
                 self.node.get_logger().error(f"could not command a final hold: {exc}")
         self.arm.close()
+
+
+def _absolute(namespace: str, topic: str) -> str:
+    return topic if topic.startswith("/") else f"{namespace.rstrip('/')}/{topic}"
 
 
 def main(args=None) -> int:

@@ -52,7 +52,8 @@ def test_playing_a_sim_bag_drives_the_policy_and_safety_nodes(ros, tmp_path):
     policy = PolicyNode(_node(ros, "policy_node", model="scripted", compressed_image=True,
                               base_frame="wx250s/base_link"))
     safety = SafetyNode(_node(ros, "safety_node", arm_backend="topic", dry_run=True,
-                              joint_states_topic=f"{NS}/joint_states", **{"safety.tick_period": 0.1}))
+                              joint_states_topic=f"{NS}/joint_states",
+                              **{"safety.tick_period": 0.1, "guard.enabled": False}))  # as replay.launch.py: the player publishes trial/status
     player = ros.Node("player")
     publishers = {t: player.create_publisher(None, t, None) for t in PLAYED}
     bus = ros.Bus([policy.node, safety.node, player])

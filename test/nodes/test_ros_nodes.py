@@ -65,6 +65,10 @@ def ros():
     rclpy.try_shutdown()
 
 
+PROBE_MAY_CALL = {"guard.operator_nodes": ["/nora_test_probe"]}
+"""The safety node's graph guard lets only these nodes hold a client of safety/enable and reset."""
+
+
 def _start(ros, shell_cls, name, **params):
     executor, _, shells = ros
     node = Node(name, namespace="nora", parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
@@ -126,7 +130,7 @@ def test_safety_node_services_and_status(ros, tmp_path):
     from nora_ros.nodes.safety_node import SafetyNode
 
     executor, probe, _ = ros
-    shell = _start(ros, SafetyNode, "safety_node", arm_backend="kinematic", robot_model="wx250s")
+    shell = _start(ros, SafetyNode, "safety_node", arm_backend="kinematic", robot_model="wx250s", **PROBE_MAY_CALL)
     statuses = _collect(probe, SafetyStatus, "/nora/safety/status", common.LATCHED)
     assert _spin_until(executor, lambda: statuses)
     assert statuses[-1].enabled and not statuses[-1].estopped
@@ -149,9 +153,30 @@ def test_safety_node_in_dry_run_refuses_actuation(ros):
     from nora_ros.nodes.safety_node import SafetyNode
 
     executor, probe, _ = ros
-    _start(ros, SafetyNode, "safety_node", arm_backend="kinematic", dry_run=True)
+    _start(ros, SafetyNode, "safety_node", arm_backend="kinematic", dry_run=True, **PROBE_MAY_CALL)
     answer = _call(executor, probe, SetBool, "/nora/safety/enable", SetBool.Request(data=True))
     assert not answer.success and "dry_run" in answer.message
+
+
+def test_safety_node_latches_a_foreign_publisher_on_cmd_and_refuses_the_reset_while_it_is_there(ros):
+    """The graph guard on rclpy's real graph queries: a second publisher on /nora/cmd (the probe,
+    not /nora/policy_node) latches the e-stop naming it; the reset is refused until it is gone."""
+    from nora_ros.msg import EndEffectorCommand, SafetyStatus
+    from std_srvs.srv import Trigger
+
+    from nora_ros.nodes.safety_node import SafetyNode
+
+    executor, probe, _ = ros
+    _start(ros, SafetyNode, "safety_node", arm_backend="kinematic", **PROBE_MAY_CALL)
+    statuses = _collect(probe, SafetyStatus, "/nora/safety/status", common.LATCHED)
+    assert _spin_until(executor, lambda: statuses and not statuses[-1].estopped)
+    pub = probe.create_publisher(EndEffectorCommand, "/nora/cmd", common.qos(common.COMMAND))
+    assert _spin_until(executor, lambda: statuses[-1].estopped)
+    assert "foreign publisher on /nora/cmd: node /nora_test_probe" in statuses[-1].estop_reason
+    refused = _call(executor, probe, Trigger, "/nora/safety/reset", Trigger.Request())
+    assert not refused.success and "/nora_test_probe" in refused.message
+    probe.destroy_publisher(pub)
+    assert _spin_until(executor, lambda: _call(executor, probe, Trigger, "/nora/safety/reset", Trigger.Request()).success)
 
 
 def test_an_override_rclpy_refuses_is_a_configuration_error_naming_it(ros, tmp_path):

@@ -146,6 +146,83 @@ def test_safety_shell_moves_to_start_runs_and_serves_the_estop(ros):
     shell.shutdown()
 
 
+def _running_safety_shell(ros):
+    """A kinematic-arm safety shell with its trial RUNNING at the start pose, and a policy node
+    that publishes cmd in the fake graph."""
+    from nora_ros.nodes.safety_node import SafetyNode
+
+    node = _node(ros, "safety_node", arm_backend="kinematic", **{"safety.tick_period": 0.1})
+    shell = SafetyNode(node)
+    ros.Node("policy_node").create_publisher(MSG["nora_ros/EndEffectorCommand"], "cmd", None)
+    ros.Node("supervisor_node").create_publisher(MSG["nora_ros/TrialStatus"], "trial/status", None)
+    statuses = node.publishers["safety/status"].msgs
+    node.subscriptions["trial/status"](_status(1, "RESETTING"))
+    for _ in range(100):
+        _advance(ros, 0.1)
+        node.fire(period=0.1)
+        if statuses[-1].at_start:
+            break
+    node.subscriptions["trial/status"](_status(1, "RUNNING"))
+    _advance(ros, 0.1)
+    node.fire(period=0.1)
+    assert not statuses[-1].estopped
+    return shell, node, statuses
+
+
+def test_safety_shell_latches_a_foreign_publisher_on_cmd_within_one_tick(ros):
+    """A second publisher on cmd (a stray ros2 topic pub): its message is not acted on, the next
+    tick holds with a latched e-stop naming the node, on safety/status, trial/fault and
+    /diagnostics; the reset is refused until that node is gone."""
+    shell, node, statuses = _running_safety_shell(ros)
+    intruder = ros.Node("_ros2cli_4242", namespace="")
+    intruder.create_publisher(MSG["nora_ros/EndEffectorCommand"], "/nora/cmd", None)
+    node.subscriptions["cmd"](rc.command_to_msg(EndEffectorCommand_down(ros.Clock.t),
+                                                MSG["nora_ros/EndEffectorCommand"]))
+    _advance(ros, 0.1)
+    node.fire(period=0.1)
+    status = statuses[-1]
+    assert status.estopped and status.holding
+    assert "foreign publisher on /nora/cmd: node /_ros2cli_4242" in status.estop_reason
+    assert all(m.twist.linear.z == 0.0 for m in node.publishers["cmd_safe"].msgs)  # nothing moved, ever
+    assert "/_ros2cli_4242" in node.publishers["trial/fault"].msgs[-1].data
+    node.fire(period=1.0)
+    (diag,) = node.publishers["/diagnostics"].msgs[-1].status
+    assert "graph guard" in diag.message and {kv.key for kv in diag.values} >= {"graph_fault", "graph_check_us_median"}
+    refused = node.call("safety/reset", ros.Trigger.Request())
+    assert not refused.success and "/_ros2cli_4242" in refused.message
+    intruder.destroy_node()
+    assert node.call("safety/reset", ros.Trigger.Request()).success
+    _advance(ros, 0.1)
+    node.fire(period=0.1)
+    assert not statuses[-1].estopped
+    shell.shutdown()
+
+
+def test_safety_shell_refuses_enable_while_an_unexpected_node_holds_a_client(ros):
+    shell, node, statuses = _running_safety_shell(ros)
+    ros.Node("_ros2cli_requester_std_srvs_SetBool", namespace="").create_client(ros.SetBool, "/nora/safety/enable")
+    assert node.call("safety/enable", ros.SetBool.Request(data=True)).success  # the operator's CLI
+    ros.Node("enabler", namespace="lab").create_client(ros.SetBool, "/nora/safety/enable")
+    answer = node.call("safety/enable", ros.SetBool.Request(data=True))
+    assert not answer.success and "client of /nora/safety/enable: node /lab/enabler" in answer.message
+    _advance(ros, 0.1)
+    node.fire(period=0.1)
+    assert statuses[-1].estopped and "/lab/enabler" in statuses[-1].estop_reason
+    shell.shutdown()
+
+
+def test_safety_shell_with_the_guard_off_ignores_the_graph(ros):
+    from nora_ros.nodes.safety_node import SafetyNode
+
+    node = _node(ros, "safety_node", arm_backend="kinematic", **{"guard.enabled": False})
+    shell = SafetyNode(node)
+    ros.Node("talker", namespace="").create_publisher(MSG["nora_ros/EndEffectorCommand"], "/nora/cmd", None)
+    node.fire(period=0.2)
+    assert not node.publishers["safety/status"].msgs[-1].estopped
+    assert any("graph guard off" in line for _, line in node.logger.lines)
+    shell.shutdown()
+
+
 def test_safety_shell_drives_the_interbotix_driver_topics(ros):
     """arm_backend interbotix: the xs driver is configured through its services, the start move
     goes out on /wx250s/commands/joint_group and the gripper opens on commands/joint_single."""
