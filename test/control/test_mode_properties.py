@@ -32,7 +32,7 @@ chunk_events = st.lists(
         st.sampled_from(["bridge", "x25", "flip", "stuck_huge", "down"]),
         st.integers(0, 2**31 - 1),  # rng seed of the chunk's actions
         st.sampled_from([0.0, 0.05, 0.15, 0.4, 0.5]),  # inference latency (s)
-        st.integers(1, 5),  # execute_steps
+        st.integers(1, 5),  # execute_steps (the first event's is the run's)
     ),
     min_size=4, max_size=12)
 
@@ -72,9 +72,9 @@ def test_filter_guarantees_hold_in_every_mode(mode, rate, start, events):
     prev = arm.pose[:3, 3].copy()
     previous = None
     t = 0.0
-    for n, (kind, seed, latency, execute) in enumerate(events):
-        scheduler = ActionScheduler(SchedulerConfig(mode=mode, execute_steps=execute, tick_period=dt,
-                                                    max_chunk_age=2.0)) if n == 0 else scheduler
+    scheduler = ActionScheduler(SchedulerConfig(mode=mode, execute_steps=events[0][3], tick_period=dt,
+                                                max_chunk_age=2.0))
+    for n, (kind, seed, latency, _) in enumerate(events):
         actions = _actions(kind, seed, previous)
         previous = actions
         stamp = t

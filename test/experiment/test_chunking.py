@@ -14,7 +14,6 @@ pytest.importorskip("mujoco")
 from nora_ros.errors import ConfigurationError  # noqa: E402
 from nora_ros.experiment.chunking import (  # noqa: E402
     SAMPLE_PERIOD,
-    Cell,
     ExperimentConfig,
     Variant,
     load_results,
