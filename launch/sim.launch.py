@@ -48,6 +48,7 @@ def generate_launch_description():
     model = LaunchConfiguration("model")
     variant = LaunchConfiguration("variant")
     action_head = LaunchConfiguration("action_head")
+    execution_mode = LaunchConfiguration("execution_mode")
     task = LaunchConfiguration("task")
     seed = LaunchConfiguration("seed")
     dry_run = LaunchConfiguration("dry_run")
@@ -69,6 +70,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "action_head", default_value="flow", choices=["flow", "fast"],
             description="NORA-1.5 only: flow (the action expert) or fast (FAST+ tokens from the same VLM)."),
+        DeclareLaunchArgument(
+            "execution_mode", default_value="hold", choices=["hold", "interpolate", "ensemble", "blend", "rtc"],
+            description="How chunks become per-tick commands (README: Chunk execution): hold, interpolate, "
+                        "ensemble, blend, or rtc (NORA-1.5's flow head only)."),
         DeclareLaunchArgument(
             "task", default_value="carrot_in_pot",
             description="Simulated task (scene objects and success check), a name from nora_ros.sim.tasks."),
@@ -120,6 +125,7 @@ def generate_launch_description():
                 "model": ParameterValue(model, value_type=str),
                 "variant": ParameterValue(variant, value_type=str),
                 "action_head": ParameterValue(action_head, value_type=str),
+                "execution_mode": ParameterValue(execution_mode, value_type=str),
             }],
             ros_arguments=ros_args + ["--enclave", "/nora/policy"],
         ),

@@ -69,6 +69,7 @@ def generate_launch_description():
     model = LaunchConfiguration("model")
     variant = LaunchConfiguration("variant")
     action_head = LaunchConfiguration("action_head")
+    execution_mode = LaunchConfiguration("execution_mode")
     dry_run = LaunchConfiguration("dry_run")
     params_file = LaunchConfiguration("params_file")
     results_file = LaunchConfiguration("results_file")
@@ -124,6 +125,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "action_head", default_value="flow", choices=["flow", "fast"],
             description="NORA-1.5 only: flow (the action expert) or fast (FAST+ tokens from the same VLM)."),
+        DeclareLaunchArgument(
+            "execution_mode", default_value="hold", choices=["hold", "interpolate", "ensemble", "blend", "rtc"],
+            description="How chunks become per-tick commands (README: Chunk execution): hold, interpolate, "
+                        "ensemble, blend, or rtc (NORA-1.5's flow head only)."),
         DeclareLaunchArgument(
             "dry_run", default_value="false", choices=["true", "false"],
             description="true: the safety node computes and reports everything but never moves the arm "
@@ -190,6 +195,7 @@ def generate_launch_description():
                 "model": ParameterValue(model, value_type=str),
                 "variant": ParameterValue(variant, value_type=str),
                 "action_head": ParameterValue(action_head, value_type=str),
+                "execution_mode": ParameterValue(execution_mode, value_type=str),
             }],
             # A remap matches one whole name: the compressed topic needs its own.
             remappings=[("camera/image_raw", image_topic),
