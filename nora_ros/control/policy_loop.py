@@ -194,7 +194,7 @@ class PolicyLoop:
         if age > self.config.max_image_age:
             self.last_error = f"camera frame is {age:.3f} s old (max_image_age {self.config.max_image_age} s)"
             return
-        if self.scheduler.wants_observation(now, self._expected_latency):
+        if self.scheduler.wants_observation(now, self._expected_latency, frame.stamp):
             guide = self.scheduler.guide(frame.stamp, self._expected_latency)
             submitted = (self.worker.submit(frame, self.instruction, now) if guide is None
                          else self.worker.submit(frame, self.instruction, now, guide=guide))

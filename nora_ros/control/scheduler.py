@@ -171,10 +171,24 @@ class ActionScheduler:
         self.clock.moved(decision.command is not None)
         return Scheduled(decision.command, decision.reason, decision.step_key)
 
-    def wants_observation(self, now: float, expected_latency: float) -> bool:
-        """Whether to start an inference now so its chunk is ready when it is needed."""
+    def wants_observation(self, now: float, expected_latency: float, frame_stamp: float | None = None) -> bool:
+        """Whether to start an inference now (on the frame taken at ``frame_stamp``) so its chunk
+        is ready when it is needed.
+
+        While nothing executes, only a frame taken after the arm stopped is worth an inference:
+        one taken during the last motion would start its chunk part way (that motion already
+        happened), and a frame of the stopped arm is at most a camera period away (seen on ROS 2
+        with a 5 Hz camera not in step with the control timer: one-action chunks ran a quarter of
+        their step)."""
+        motion = self.clock.at(now)
+        if frame_stamp is not None and self.executor.remaining(motion) <= EPS and not self._pending_chunk():
+            if motion - self.clock.at(frame_stamp) > EPS:
+                return False
         outlook = Outlook(self.config.tick_period, self._last_observed, self._period, self._horizon)
-        return self.executor.wants(self.clock.at(now), expected_latency, outlook)
+        return self.executor.wants(motion, expected_latency, outlook)
+
+    def _pending_chunk(self) -> bool:
+        return getattr(self.executor, "pending", None) is not None or bool(getattr(self.executor, "incoming", ()))
 
     def guide(self, frame_stamp: float, expected_latency: float) -> ChunkGuide | None:
         """``rtc``: what the executing chunk plans from the frame at ``frame_stamp`` on, for the

@@ -250,3 +250,15 @@ def test_rtc_is_refused_for_a_policy_without_guided_sampling(bridge_episodes):
         loop.reconfigure(LoopConfig(execution_mode="rtc"))
     loop.reconfigure(LoopConfig(execution_mode="ensemble"))
     assert loop.scheduler.config.mode == "ensemble"
+
+
+def test_a_stopped_arm_waits_for_a_frame_taken_after_it_stopped():
+    """A 5 Hz camera out of step with a 10 Hz timer: the one-action chunk ends at 0.2; the latest
+    frame (0.12) saw the arm mid-motion (its second tick had just begun), so its chunk would
+    start half way in. The scheduler waits for the next frame, which shows the arm stopped."""
+    s = ActionScheduler(SchedulerConfig(tick_period=0.1))
+    run(s, 0.0, 2, 0.1, [(0.0, chunk([0.01]))])
+    run(s, 0.2, 1, 0.1)  # the action is done: this tick holds
+    assert not s.wants_observation(0.3, 0.05, frame_stamp=0.12)
+    assert s.wants_observation(0.3, 0.05, frame_stamp=0.25)
+    assert s.wants_observation(0.3, 0.05)  # no frame given: the question is only "when"
