@@ -71,7 +71,8 @@ def policy_params() -> tuple[ParamSpec, ...]:
         ParamSpec("robots", (), "Several arms, one model (README: One GPU, several arms): robot namespaces this "
                   "node serves, e.g. [left, right]: it subscribes to <robot>/camera/image_raw and "
                   "<robot>/trial/status and publishes <robot>/cmd, <robot>/action_chunk and <robot>/trial/fault "
-                  "for each (frame_id <robot>/<base_frame>), each robot with its own chunks, trial and scheduler; "
+                  "for each (frame_id <robot>/ and base_frame's last part: left/base_link, the arm's Interbotix "
+                  "driver run with robot_name left), each robot with its own chunks, trial and scheduler; "
                   "observations ready together run as one batch. Empty: one robot, the topics in the node's own "
                   "namespace.", type="str_array", read_only=True),
         ParamSpec("batch_window", DEFAULT_WINDOW, "robots: seconds the inference thread waits for more robots' "

@@ -77,8 +77,9 @@ class RobotChannel:
             # A scripted expert sees what a camera cannot: the sim node's ground truth.
             self.truth_sub = node.create_subscription(String, t + "sim/ground_truth", self._on_truth,
                                                       common.qos(common.COMMAND))
-        # Each arm has its own base frame: <robot>/<base_frame> (Interbotix's robot_name prefix).
-        self.frame_id = f"{name}/{p['base_frame']}" if name else p["base_frame"]
+        # Each arm has its own base frame: the robot's name as Interbotix's robot_name prefix
+        # (base_frame wx250s/base_link serves robot left as left/base_link).
+        self.frame_id = f"{name}/{p['base_frame'].rsplit('/', 1)[-1]}" if name else p["base_frame"]
         self.frames = RateMeter()
         self.commands = RateMeter()
         self.image_errors = 0

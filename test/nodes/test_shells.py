@@ -551,7 +551,7 @@ def test_policy_shell_serves_several_robots_with_one_model(ros, bridge_episodes)
     from nora_ros.nodes.policy_node import PolicyNode
 
     actions = np.load(bridge_episodes[0])["action"]
-    node = _node(ros, "policy_node", model=f"replay:{bridge_episodes[0]}", base_frame="base_link",
+    node = _node(ros, "policy_node", model=f"replay:{bridge_episodes[0]}", base_frame="wx250s/base_link",
                  robots=["left", "right"])
     shell = PolicyNode(node)
     assert node.descriptors["robots"].read_only and shell.batching is not None
