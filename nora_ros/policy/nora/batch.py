@@ -29,8 +29,11 @@ A row that fails to decode (a malformed chunk, a horizon mismatch) comes back as
 itself (out of memory) raises :class:`PolicyError` for the whole batch.
 
 Checked on the tiny checkpoints (float32, CPU; test/policy/nora/test_batch.py): batched NORA and
-NORA-Long tokens equal one-by-one tokens for 4 robots with different frames and instructions;
-NORA-1.5 normalized actions agree within 1e-5 (measured max 2e-7... see the test for the bound).
+NORA-Long tokens equal one-by-one tokens for 4 robots with different real frames and instructions
+of different lengths (last hidden states after the prefill within 4e-7); NORA-1.5 normalized
+actions within 2.4e-7 of one policy per robot (the test's bound: 1e-5). Batched matrix products
+round differently from single ones, so in bfloat16 on a GPU a near-tie between two action tokens
+could still go the other way: not measured yet (no GPU here).
 """
 
 from __future__ import annotations

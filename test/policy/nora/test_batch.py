@@ -142,3 +142,33 @@ def test_flow_act_batch_chunks_and_reset_robot_restarts_only_that_robot(tiny15, 
     np.testing.assert_allclose(again[0].actions, first[0].actions, atol=1e-6)
     assert all(c.actions.shape == (5, 7) and c.metadata["batch_size"] == 2 for c in again)
     assert {"prefill", "denoise_0", "total"} <= set(again[0].timings)
+
+
+def test_the_batching_worker_hands_each_robot_the_chunk_it_would_get_alone(nora_policies, frames):
+    """NoraPolicy behind BatchingInference: 4 robots submit, one batch runs, each outcome is its
+    robot's one-by-one chunk."""
+    import time
+
+    from nora_ros.policy.batching import BatchingInference
+
+    policy = nora_policies["nora-long"]
+    alone = [policy.act(f, s).token_ids for f, s in zip(frames[:4], INSTRUCTIONS, strict=True)]
+    batching = BatchingInference(policy, ROBOTS, window=1.0)
+    try:
+        workers = [batching.worker(r) for r in ROBOTS]
+        for w, f, s in zip(workers, frames[:4], INSTRUCTIONS, strict=True):
+            w.policy.reset(s)
+            assert w.submit(f, s)
+        outs = []
+        for w in workers:
+            deadline = time.monotonic() + 30
+            out = None
+            while out is None and time.monotonic() < deadline:
+                out = w.poll()
+                time.sleep(0.005)
+            outs.append(out)
+        assert batching.batch_sizes == {4: 1}
+        assert [o.chunk.token_ids for o in outs] == alone
+        assert [o.chunk.stamp for o in outs] == [f.stamp for f in frames[:4]]
+    finally:
+        batching.close()
