@@ -58,18 +58,25 @@ def nora_policies(tiny_checkpoint, tiny_checkpoint_long):  # noqa: F811
     return {"nora": NoraPolicy(short, loaded=load_nora(short)), "nora-long": NoraPolicy(long, loaded=load_nora(long))}
 
 
-def test_left_padded_prefill_gives_each_row_its_own_positions_and_last_state(nora_policies, frames):
+def test_left_padded_prefill_and_steps_give_each_row_its_own_positions_and_states(nora_policies, frames):
+    """The hidden states of every row, after the prefill and after each of 6 decoded tokens (rows
+    fed different tokens), match the same prompt decoded alone."""
     policy = nora_policies["nora"]
     rows = [policy.model_inputs(f, s) for f, s in zip(frames[:4], INSTRUCTIONS, strict=True)]
     assert len({int(r["input_ids"].shape[1]) for r in rows}) > 1, "the prompts must differ in length"
+    tokens = [[151665 + 97 * (i + 1) * (k + 1) % 2048 for k in range(6)] for i in range(4)]
     with torch.inference_mode():
         batched = BatchedDecoder(policy.loaded.model)
-        hidden = batched.prefill(left_pad(rows))
+        states = [batched.prefill(left_pad(rows))]
+        for k in range(6):
+            states.append(batched.step([t[k] for t in tokens]))
         for i, row in enumerate(rows):
             single = CachedDecoder(policy.loaded.model)
-            alone = single.prefill(row)
-            assert int(batched.next_positions[i]) == single.next_position
-            torch.testing.assert_close(hidden[i], alone, rtol=0, atol=1e-5)
+            alone = [single.prefill(row)]
+            assert int(batched.next_positions[i]) - 6 == single.next_position
+            alone += [single.step(t) for t in tokens[i]]
+            for k, (b, a) in enumerate(zip(states, alone, strict=True)):
+                torch.testing.assert_close(b[i], a, rtol=0, atol=1e-5, msg=f"row {i}, step {k}")
 
 
 @pytest.mark.parametrize("variant", ["nora", "nora-long"])
