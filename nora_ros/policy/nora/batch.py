@@ -207,14 +207,32 @@ def batched_constrained_greedy(
     return generated
 
 
+def prepare_rows(policy: NoraPolicy | Nora15Policy, frames: Sequence[Frame],
+                 instructions: Sequence[str]) -> list[dict | NoraError]:
+    """Each observation's prompt tensors, or the :class:`NoraError` that refuses it (a bad
+    instruction, an image of the wrong encoding): one robot's bad input fails only its row."""
+    if len(frames) != len(instructions):
+        raise InvalidInputError(f"{len(frames)} frames but {len(instructions)} instructions")
+    rows: list[dict | NoraError] = []
+    for frame, instruction in zip(frames, instructions, strict=True):
+        try:
+            rows.append(policy.model_inputs(frame, instruction))
+        except NoraError as exc:
+            rows.append(exc)
+    return rows
+
+
 def nora_act_batch(policy: NoraPolicy, frames: Sequence[Frame], instructions: Sequence[str]) -> list[RowResult]:
     """:meth:`NoraPolicy.act` for several observations in one forward pass (see the module docstring)."""
     from nora_ros.policy.nora.policy import finish_actions
 
-    if len(frames) != len(instructions):
-        raise InvalidInputError(f"{len(frames)} frames but {len(instructions)} instructions")
     t0 = time.perf_counter()
-    rows = [policy.model_inputs(f, ins) for f, ins in zip(frames, instructions, strict=True)]
+    prepared = prepare_rows(policy, frames, instructions)
+    out: list[RowResult] = [r if isinstance(r, NoraError) else None for r in prepared]  # type: ignore[misc]
+    good = [i for i, r in enumerate(prepared) if not isinstance(r, NoraError)]
+    if not good:
+        return out
+    rows = [prepared[i] for i in good]
     t1 = time.perf_counter()
     marks: list[float] = []
     cuda = policy.loaded.device.startswith("cuda")
@@ -233,13 +251,13 @@ def nora_act_batch(policy: NoraPolicy, frames: Sequence[Frame], instructions: Se
         raise PolicyError(f"NORA batched inference failed ({type(exc).__name__}: {exc}); the arms hold") from exc
     t3 = time.perf_counter()
     t2 = marks[0] if marks else t3
-    out: list[RowResult] = []
-    for i, (frame, tokens, proc) in enumerate(zip(frames, generated, processors, strict=True)):
+    for i, tokens, proc in zip(good, generated, processors, strict=True):
+        frame = frames[i]
         s0 = time.perf_counter()
         try:
             normalized = policy.decode_tokens(tokens, proc)
         except PolicyError as exc:
-            out.append(exc)
+            out[i] = exc
             continue
         s1 = time.perf_counter()
         actions, report = finish_actions(normalized, policy.loaded.norm_stats)
@@ -249,19 +267,20 @@ def nora_act_batch(policy: NoraPolicy, frames: Sequence[Frame], instructions: Se
         timings = {"preprocess": t1 - t0, "prefill": t2 - t1, "decode": t3 - t2, "fast_decode": s1 - s0,
                    "unnormalize": s2 - s1}
         timings["total"] = sum(timings.values())
-        out.append(ActionChunk(actions=actions, step_period=policy.step_period, model_id=policy.model_id,
-                               timings=timings, token_ids=tuple(tokens), stamp=frame.stamp,
-                               chunk_id=policy._chunks, metadata={**report, "batch_size": len(rows), "batch_row": i}))
+        out[i] = ActionChunk(actions=actions, step_period=policy.step_period, model_id=policy.model_id,
+                             timings=timings, token_ids=tuple(tokens), stamp=frame.stamp,
+                             chunk_id=policy._chunks, metadata={**report, "batch_size": len(rows), "batch_row": i})
         policy._chunks += 1
     return out
 
 
 def flow_sample_batch(policy: Nora15Policy, frames: Sequence[Frame], instructions: Sequence[str],
-                      robots: Sequence[str] | None = None) -> FlowBatch:
+                      robots: Sequence[str] | None = None, rows: Sequence[dict] | None = None) -> FlowBatch:
     """The normalized ``(B, T, 7)`` chunks of several observations: one prefill, batched Euler steps.
 
     Row ``i`` draws its noise from ``policy.noise_for(robots[i])`` (``robots`` ``None``: all from
     the policy's own generator, in row order, as the same ``act`` calls one after another would).
+    ``rows``: the prompt tensors when already computed (:func:`prepare_rows`).
     """
     from nora_ros.policy.nora.expert import PrefixKV, output_cache
     from nora_ros.policy.nora.flow import euler_times
@@ -272,7 +291,8 @@ def flow_sample_batch(policy: Nora15Policy, frames: Sequence[Frame], instruction
                                 f"{'no' if robots is None else len(robots)} robots: give one of each per observation")
     sync = torch.cuda.synchronize if policy.loaded.device.startswith("cuda") else None
     t0 = time.perf_counter()
-    rows = [policy.model_inputs(f, ins) for f, ins in zip(frames, instructions, strict=True)]
+    if rows is None:
+        rows = [policy.model_inputs(f, ins) for f, ins in zip(frames, instructions, strict=True)]
     sources = [policy.noise_for(r) for r in (robots if robots is not None else [None] * n)]
     draws = [s.draw() for s in sources]
     t1 = time.perf_counter()
@@ -325,23 +345,29 @@ def flow_act_batch(policy: Nora15Policy, frames: Sequence[Frame], instructions: 
     """:meth:`Nora15Policy.act` for several observations (:func:`flow_sample_batch`), as chunks."""
     from nora_ros.policy.nora.policy import finish_actions
 
-    result = flow_sample_batch(policy, frames, instructions, robots)
+    prepared = prepare_rows(policy, frames, instructions)
+    out: list[RowResult] = [r if isinstance(r, NoraError) else None for r in prepared]  # type: ignore[misc]
+    good = [i for i, r in enumerate(prepared) if not isinstance(r, NoraError)]
+    if not good:
+        return out
+    result = flow_sample_batch(policy, [frames[i] for i in good], [instructions[i] for i in good],
+                               None if robots is None else [robots[i] for i in good], [prepared[i] for i in good])
     t3 = time.perf_counter()
-    rows: list[RowResult] = []
-    for i, frame in enumerate(frames):
-        normalized = result.normalized[i]
+    for row, i in enumerate(good):
+        frame = frames[i]
+        normalized = result.normalized[row]
         if not np.all(np.isfinite(normalized)):
-            rows.append(PolicyError("NORA-1.5 produced a non-finite action; the arm holds"))
+            out[i] = PolicyError("NORA-1.5 produced a non-finite action; the arm holds")
             continue
         actions, report = finish_actions(normalized, policy.loaded.norm_stats)
         if report:
             policy._log_clipping(report, t3)
         t4 = time.perf_counter()
         timings = {**result.timings, "unnormalize": t4 - t3, "total": t4 - result.started}
-        metadata = {"action_head": "flow", "seed": result.seeds[i], "noise_index": result.noise_index[i],
-                    "flow_steps": policy.steps, "dtype": policy.loaded.dtype, "batch_size": len(frames),
+        metadata = {"action_head": "flow", "seed": result.seeds[row], "noise_index": result.noise_index[row],
+                    "flow_steps": policy.steps, "dtype": policy.loaded.dtype, "batch_size": len(good),
                     "batch_row": i, **report}
-        rows.append(ActionChunk(actions=actions, step_period=policy.step_period, model_id=policy.model_id,
-                                timings=timings, stamp=frame.stamp, chunk_id=policy._chunks, metadata=metadata))
+        out[i] = ActionChunk(actions=actions, step_period=policy.step_period, model_id=policy.model_id,
+                             timings=timings, stamp=frame.stamp, chunk_id=policy._chunks, metadata=metadata)
         policy._chunks += 1
-    return rows
+    return out

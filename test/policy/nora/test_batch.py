@@ -179,3 +179,18 @@ def test_the_batching_worker_hands_each_robot_the_chunk_it_would_get_alone(nora_
         assert [o.chunk.stamp for o in outs] == [f.stamp for f in frames[:4]]
     finally:
         batching.close()
+
+
+def test_one_robots_bad_instruction_fails_only_its_row(nora_policies, tiny15, frames):
+    from nora_ros.errors import InvalidInstructionError
+
+    policy = nora_policies["nora"]
+    instructions = [INSTRUCTIONS[0], "a\tb", INSTRUCTIONS[2]]
+    out = policy.act_batch(frames[:3], instructions, ["left", "right", "third"])
+    assert isinstance(out[1], InvalidInstructionError)
+    assert out[0].token_ids == policy.act(frames[0], INSTRUCTIONS[0]).token_ids
+    assert out[2].token_ids == policy.act(frames[2], INSTRUCTIONS[2]).token_ids
+    flow = Nora15Policy(NoraConfig(model=str(tiny15), device="cpu", seed=3))
+    out = flow.act_batch(frames[:3], instructions, ["left", "right", "third"])
+    assert isinstance(out[1], InvalidInstructionError) and out[0].metadata["noise_index"] == 0
+    assert flow.noise_for("right").index == 0  # no noise drawn for the refused row, as act would not
