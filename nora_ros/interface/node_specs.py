@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,12 +36,30 @@ CAMERA_PARAMS: tuple[ParamSpec, ...] = (
 )
 
 
+_ROBOT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def check_robots(robots: object) -> tuple[str, ...]:
+    """The policy node's ``robots``: distinct ROS names (a letter, then letters, digits or ``_``),
+    each one namespace level; raises :class:`ConfigurationError` saying which name is wrong."""
+    names = tuple(robots)  # type: ignore[arg-type]
+    for name in names:
+        if not isinstance(name, str) or not _ROBOT_NAME.match(name):
+            raise ConfigurationError(f"robots: {name!r} is not a robot namespace (a letter, then letters, digits or "
+                                     "_; one level, no '/'), e.g. robots:=[left, right]")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigurationError(f"robots: {dupes} named more than once; each robot needs its own namespace")
+    return names
+
+
 @functools.cache
 def policy_params() -> tuple[ParamSpec, ...]:
     """The policy node's parameters (defaults of the runner's LoopConfig and of NoraConfig)."""
     from nora_ros.control.modes import AGGREGATES
     from nora_ros.control.policy_loop import LoopConfig
     from nora_ros.control.scheduler import MODES
+    from nora_ros.policy.batching import DEFAULT_WINDOW
     from nora_ros.policy.nora.config import NoraConfig
 
     own = (
@@ -49,6 +68,17 @@ def policy_params() -> tuple[ParamSpec, ...]:
         ParamSpec("compressed_image", False, "Subscribe to camera/image_raw/compressed (sensor_msgs/"
                   "CompressedImage) instead of camera/image_raw: for a policy on a GPU workstation "
                   "across a slow link.", read_only=True),
+        ParamSpec("robots", (), "Several arms, one model (README: One GPU, several arms): robot namespaces this "
+                  "node serves, e.g. [left, right]: it subscribes to <robot>/camera/image_raw and "
+                  "<robot>/trial/status and publishes <robot>/cmd, <robot>/action_chunk and <robot>/trial/fault "
+                  "for each (frame_id <robot>/ and base_frame's last part: left/base_link, the arm's Interbotix "
+                  "driver run with robot_name left), each robot with its own chunks, trial and scheduler; "
+                  "observations ready together run as one batch. Empty: one robot, the topics in the node's own "
+                  "namespace.", type="str_array", read_only=True),
+        ParamSpec("batch_window", DEFAULT_WINDOW, "robots: seconds the inference thread waits for more robots' "
+                  "observations after the first before running the batch (it runs at once when every robot has "
+                  "submitted; the node's robots submit in the same control tick).", minimum=0.0, maximum=1.0,
+                  read_only=True),
     )
     loop = dataclass_params(
         LoopConfig,

@@ -77,6 +77,10 @@ def _descriptor(spec: ParamSpec):
     if spec.type in ("float", "float_array"):
         # Numbers written without a decimal point (fps: 15) are accepted and checked by the spec.
         desc.dynamic_typing = True
+    if spec.type == "str_array" and not spec.default:
+        # rclpy types an empty list as a byte array, which a string array would then not override;
+        # the spec checks the type instead.
+        desc.dynamic_typing = True
     if spec.minimum is not None or spec.maximum is not None:
         if spec.type == "float":
             lo = -sys.float_info.max if spec.minimum is None else float(spec.minimum)

@@ -12,6 +12,13 @@ Subscribes: camera/image_raw (sensor_msgs/Image, sensor QoS; or camera/image_raw
 with compressed_image), trial/status (nora_ros/TrialStatus, latched).
 Publishes: cmd (nora_ros/EndEffectorCommand), action_chunk (nora_ros/ActionChunk),
 trial/fault (std_msgs/String), /diagnostics.
+
+Several arms, one GPU: with ``robots: [left, right]`` the node serves each robot namespace with
+the same topics under ``<robot>/`` (``left/camera/image_raw``, ``left/trial/status`` in,
+``left/cmd``, ``left/action_chunk``, ``left/trial/fault`` out), one model loaded once: each robot
+has its own :class:`PolicyLoop` (scheduler, trial, chunks), and their observations that are
+ready together run as one batch (:class:`nora_ros.policy.batching.BatchingInference`). Each arm
+keeps its own safety node.
 """
 
 from __future__ import annotations
@@ -33,52 +40,51 @@ from nora_ros.interface.convert import (
     image_to_frame,
     trial_state_name,
 )
-from nora_ros.interface.node_specs import policy_config, policy_params
+from nora_ros.interface.node_specs import check_robots, policy_config, policy_params
 from nora_ros.interface.params import values_for
 from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
 from nora_ros.nodes import common
+from nora_ros.policy.batching import BatchingInference
 from nora_ros.policy.factory import make_policy
 from nora_ros.policy.worker import ThreadedInference
 
 
-class PolicyNode:
-    def __init__(self, node=None):
-        self.node = node or Node("policy_node")
-        self.specs = policy_params()
-        self.params = common.declare_parameters(self.node, self.specs)
-        p = self.params
-        loop_config = LoopConfig(**values_for([s for s in self.specs if s.name in LoopConfig.__dataclass_fields__], p))
-        log = self.node.get_logger()
-        log.info(f"loading policy {p['model']} ...")
-        self.policy = make_policy(policy_config(p))  # blocking on purpose: nothing to serve before the model is ready
-        log.info(f"policy {self.policy.model_id} ready (horizon {self.policy.horizon})")
-        self.worker = ThreadedInference(self.policy)
-        self.loop = PolicyLoop(self.worker, loop_config)
-        common.on_set_parameters(self.node, self.specs, self._apply)
+class RobotChannel:
+    """One robot's topics and :class:`PolicyLoop` inside the policy node (``prefix`` ``""`` for the
+    node's own namespace, ``"left/"`` for robot ``left``): callbacks store, :meth:`tick` acts."""
 
-        self.cmd_pub = self.node.create_publisher(EndEffectorCommand, "cmd", common.qos(common.COMMAND))
-        self.chunk_pub = self.node.create_publisher(ActionChunk, "action_chunk", common.qos(common.COMMAND))
-        self.fault_pub = self.node.create_publisher(String, "trial/fault", common.qos(common.COMMAND))
+    def __init__(self, shell: PolicyNode, name: str, worker, loop_config: LoopConfig):
+        node, p = shell.node, shell.params
+        self.shell = shell
+        self.name = name
+        self.prefix = f"{name}/" if name else ""
+        self.worker = worker
+        self.loop = PolicyLoop(worker, loop_config)
+        t = self.prefix
+        self.cmd_pub = node.create_publisher(EndEffectorCommand, t + "cmd", common.qos(common.COMMAND))
+        self.chunk_pub = node.create_publisher(ActionChunk, t + "action_chunk", common.qos(common.COMMAND))
+        self.fault_pub = node.create_publisher(String, t + "trial/fault", common.qos(common.COMMAND))
         if p["compressed_image"]:
-            self.image_sub = self.node.create_subscription(CompressedImage, "camera/image_raw/compressed",
-                                                           self._on_compressed, common.qos(common.SENSOR))
+            self.image_sub = node.create_subscription(CompressedImage, t + "camera/image_raw/compressed",
+                                                      self._on_compressed, common.qos(common.SENSOR))
         else:
-            self.image_sub = self.node.create_subscription(Image, "camera/image_raw", self._on_image,
-                                                           common.qos(common.SENSOR))
-        self.trial_sub = self.node.create_subscription(TrialStatus, "trial/status", self._on_trial,
-                                                       common.qos(common.LATCHED))
+            self.image_sub = node.create_subscription(Image, t + "camera/image_raw", self._on_image,
+                                                      common.qos(common.SENSOR))
+        self.trial_sub = node.create_subscription(TrialStatus, t + "trial/status", self._on_trial,
+                                                  common.qos(common.LATCHED))
         self._truth: dict | None = None
-        if self.policy.needs_ground_truth:
+        if shell.policy.needs_ground_truth:
             # A scripted expert sees what a camera cannot: the sim node's ground truth.
-            self.truth_sub = self.node.create_subscription(String, "sim/ground_truth", self._on_truth,
-                                                           common.qos(common.COMMAND))
+            self.truth_sub = node.create_subscription(String, t + "sim/ground_truth", self._on_truth,
+                                                      common.qos(common.COMMAND))
+        # Each arm has its own base frame: the robot's name as Interbotix's robot_name prefix
+        # (base_frame wx250s/base_link serves robot left as left/base_link).
+        self.frame_id = f"{name}/{p['base_frame'].rsplit('/', 1)[-1]}" if name else p["base_frame"]
         self.frames = RateMeter()
         self.commands = RateMeter()
         self.image_errors = 0
         self.last_image_error = ""
         self.last_hold_reason = ""
-        self.timer = self.node.create_timer(loop_config.tick_period, self._tick)
-        self.diagnostics = common.DiagnosticsPublisher(self.node, self._reports, hardware_id=self.policy.model_id)
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, msg) -> None:
@@ -88,60 +94,57 @@ class PolicyNode:
         self._store(compressed_to_frame, msg)
 
     def _store(self, convert, msg) -> None:
+        node = self.shell.node
         try:
             frame = convert(msg)
         except NoraError as exc:  # wrong encoding, bad step: this frame is not used; say why
             self.image_errors += 1
             self.last_image_error = str(exc)
-            self.node.get_logger().warning(f"camera image rejected: {exc}", throttle_duration_sec=5.0)
+            node.get_logger().warning(f"{self.prefix}camera image rejected: {exc}", throttle_duration_sec=5.0)
             return
         if self._truth is not None:
             frame = dataclasses.replace(frame, extras=self._truth)
-        self.frames.tick(common.now_seconds(self.node))
+        self.frames.tick(common.now_seconds(node))
         self.loop.on_frame(frame)
 
     def _on_truth(self, msg) -> None:
         try:
             _, self._truth = ground_truth_from_json(msg.data)
         except NoraError as exc:
-            self.node.get_logger().error(str(exc), throttle_duration_sec=5.0)
+            self.shell.node.get_logger().error(str(exc), throttle_duration_sec=5.0)
 
     def _on_trial(self, msg) -> None:
+        node = self.shell.node
         try:
             state = trial_state_name(msg)
         except NoraError as exc:
-            self.node.get_logger().error(f"trial status ignored: {exc}")
+            node.get_logger().error(f"{self.prefix}trial status ignored: {exc}")
             return
-        self.loop.on_trial(int(msg.trial_id), state, str(msg.instruction), common.now_seconds(self.node))
+        self.loop.on_trial(int(msg.trial_id), state, str(msg.instruction), common.now_seconds(node))
 
-    # ------------------------------------------------------------------ the control timer
-    def _tick(self) -> None:
-        now = common.now_seconds(self.node)
+    # ------------------------------------------------------------------ the control tick
+    def tick(self, now: float) -> None:
+        node = self.shell.node
         try:
             out = self.loop.tick(now)
         except Exception as exc:  # noqa: BLE001 - publish nothing (the safety node holds) and say why
-            self.node.get_logger().error(f"control tick failed: {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
+            node.get_logger().error(f"{self.prefix}control tick failed: {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=2.0)
             self.loop.last_error = str(exc)
             return
-        frame_id = self.params["base_frame"]
+        frame_id = self.frame_id
         if out.chunk is not None:
             self.chunk_pub.publish(chunk_to_msg(out.chunk, ActionChunk, frame_id, out.latency))
         if out.fault:
-            self.node.get_logger().error(out.fault)
+            node.get_logger().error(f"{self.prefix}{out.fault}")
             self.fault_pub.publish(String(data=out.fault))
         if out.command is not None:
             self.last_hold_reason = out.hold_reason
             self.commands.tick(now)
             self.cmd_pub.publish(command_to_msg(out.command, EndEffectorCommand, frame_id))
 
-    def _apply(self, changes: dict) -> None:
-        fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
-        if fields:
-            # validates; new chunk execution applies from the next chunk on (the current is dropped: hold)
-            self.loop.reconfigure(dataclasses.replace(self.loop.config, **fields))
-
-    def _reports(self, now: float) -> list[DiagnosticReport]:
-        loop = self.loop
+    def report(self, now: float) -> DiagnosticReport:
+        loop, node = self.loop, self.shell.node
         parts = [rate_check("camera frames", self.frames, now, 1.0, stale_after=2.0)]
         if self.last_image_error:
             parts.append((Level.WARN, f"{self.image_errors} images rejected, last: {self.last_image_error}"))
@@ -150,18 +153,76 @@ class PolicyNode:
             parts.append((level, f"{loop.failures} failed inferences in a row: {loop.last_error}"))
         if loop.running:
             parts.append(rate_check("commands", self.commands, now, loop.config.control_rate_hz, stale_after=1.0))
-        return [DiagnosticReport.worst(common.report_name(self.node, "policy"), parts, {
-            "model": self.policy.model_id, "trial_id": loop.trial_id, "running": loop.running,
+        values = {
+            "model": self.shell.policy.model_id, "trial_id": loop.trial_id, "running": loop.running,
             "latency_median_s": loop.latency.median(), "latency_p90_s": loop.latency.p90(),
             "chunks": loop.chunks, "dropped_chunks": loop.scheduler.dropped,
             "execution_mode": loop.config.execution_mode, "skipped_actions": loop.scheduler.skipped,
             "camera_rate_hz": self.frames.rate(now), "cmd_rate_hz": self.commands.rate(now),
-            "hold_reason": self.last_hold_reason or "-", "last_error": loop.last_error or "-"})]
+            "hold_reason": self.last_hold_reason or "-", "last_error": loop.last_error or "-"}
+        batching = self.shell.batching
+        if batching is not None:
+            values["batch_sizes"] = " ".join(f"{k}:{v}" for k, v in sorted(batching.batch_sizes.items())) or "-"
+        part = f"policy {self.name}" if self.name else "policy"
+        return DiagnosticReport.worst(common.report_name(node, part), parts, values)
+
+
+class PolicyNode:
+    def __init__(self, node=None):
+        self.node = node or Node("policy_node")
+        self.specs = policy_params()
+        self.params = common.declare_parameters(self.node, self.specs)
+        p = self.params
+        loop_config = LoopConfig(**values_for([s for s in self.specs if s.name in LoopConfig.__dataclass_fields__], p))
+        robots = check_robots(p["robots"])
+        log = self.node.get_logger()
+        log.info(f"loading policy {p['model']} ...")
+        self.policy = make_policy(policy_config(p))  # blocking on purpose: nothing to serve before the model is ready
+        log.info(f"policy {self.policy.model_id} ready (horizon {self.policy.horizon})")
+        self.batching: BatchingInference | None = None
+        if robots:
+            self.batching = BatchingInference(self.policy, robots, window=p["batch_window"])
+            self.robots = [RobotChannel(self, r, self.batching.worker(r), loop_config) for r in robots]
+            log.info(f"serving {len(robots)} robots with one model: {', '.join(robots)}")
+        else:
+            self.robots = [RobotChannel(self, "", ThreadedInference(self.policy), loop_config)]
+        first = self.robots[0]
+        self.worker, self.loop = first.worker, first.loop  # the single robot's (tests, tools)
+        common.on_set_parameters(self.node, self.specs, self._apply)
+        self.timer = self.node.create_timer(loop_config.tick_period, self._tick)
+        self.diagnostics = common.DiagnosticsPublisher(self.node, self._reports, hardware_id=self.policy.model_id)
+
+    @property
+    def image_errors(self) -> int:
+        return sum(r.image_errors for r in self.robots)
+
+    @property
+    def last_image_error(self) -> str:
+        return next((r.last_image_error for r in self.robots if r.last_image_error), "")
+
+    # ------------------------------------------------------------------ the control timer
+    def _tick(self) -> None:
+        now = common.now_seconds(self.node)
+        for robot in self.robots:  # the robots submit in the same tick, so their observations batch together
+            robot.tick(now)
+
+    def _apply(self, changes: dict) -> None:
+        fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
+        if fields:
+            # validates; new chunk execution applies from the next chunk on (the current is dropped: hold)
+            for robot in self.robots:
+                robot.loop.reconfigure(dataclasses.replace(robot.loop.config, **fields))
+
+    def _reports(self, now: float) -> list[DiagnosticReport]:
+        return [robot.report(now) for robot in self.robots]
 
     def shutdown(self) -> None:
-        """Stop publishing (the safety node holds when commands stop) and release the model."""
+        """Stop publishing (the safety nodes hold when commands stop) and release the model."""
         self.timer.cancel()
-        self.worker.close(timeout=2.0)
+        if self.batching is not None:
+            self.batching.close(timeout=2.0)
+        else:
+            self.worker.close(timeout=2.0)
         self.policy.close()
 
 

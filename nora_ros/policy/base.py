@@ -5,13 +5,14 @@ from __future__ import annotations
 import abc
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from nora_ros.actions import ACTION_DIM, ActionChunk
 from nora_ros.camera.frame import Frame
-from nora_ros.errors import ConfigurationError, InvalidInputError
+from nora_ros.errors import ConfigurationError, InvalidInputError, NoraError
 
 
 def _count(name: str, value: object, minimum: int) -> int:
@@ -110,6 +111,9 @@ class Policy(abc.ABC):
       describe every chunk the policy returns.
     - ``needs_ground_truth``: the policy reads the simulator's ground truth from
       ``Frame.extras`` (a scripted expert); the policy node then subscribes to it.
+    - :meth:`act_batch` (several robots served by one policy, :mod:`nora_ros.policy.batching`):
+      one result per observation, equal to what :meth:`act` gives for it alone; per-robot state
+      (a flow head's noise generator) is kept per ``robots`` name and reset by :meth:`reset_robot`.
     """
 
     model_id: str = "policy"
@@ -121,9 +125,31 @@ class Policy(abc.ABC):
     def reset(self, instruction: str) -> None:  # noqa: B027 - optional hook
         """Start a new trial with ``instruction`` (clears any per-trial state)."""
 
+    def reset_robot(self, robot: str, instruction: str) -> None:
+        """Start a new trial of ``robot``, one of several robots this policy serves: clears only
+        that robot's state. By default :meth:`reset` (a policy without per-robot state)."""
+        self.reset(instruction)
+
     @abc.abstractmethod
     def act(self, frame: Frame, instruction: str) -> ActionChunk:
         """Return the action chunk for ``frame`` under ``instruction``."""
+
+    def act_batch(self, frames: Sequence[Frame], instructions: Sequence[str], robots: Sequence[str] | None = None,
+                  guides: Sequence[ChunkGuide | None] | None = None) -> list[ActionChunk | NoraError]:
+        """The chunks for several observations (one per robot), in order: row ``i`` is what
+        :meth:`act` (or :meth:`act_guided` with ``guides[i]``) gives for ``frames[i]`` under
+        ``instructions[i]`` for robot ``robots[i]``. A row that fails is its :class:`NoraError`
+        in that row's place (the other rows stand); an unexpected exception raises for the batch.
+
+        By default one :meth:`act` per row; NORA's backends run the rows in one forward pass."""
+        out: list[ActionChunk | NoraError] = []
+        for i, (frame, instruction) in enumerate(zip(frames, instructions, strict=True)):
+            guide = guides[i] if guides is not None else None
+            try:
+                out.append(self.act(frame, instruction) if guide is None else self.act_guided(frame, instruction, guide))
+            except NoraError as exc:
+                out.append(exc)
+        return out
 
     def act_guided(self, frame: Frame, instruction: str, guide: ChunkGuide) -> ActionChunk:
         """Return the chunk for ``frame`` guided to agree with the executing chunk (real-time

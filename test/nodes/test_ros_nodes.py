@@ -246,3 +246,37 @@ def test_sim_launch_stack_runs_a_trial_to_a_result(ros, tmp_path):
     assert results[0].trial_id == 1 and results[0].score in (TrialResult.SUCCESS, TrialResult.FAILURE)
     assert results[0].steps > 5 and "sim check" in results[0].note and commands
     assert (tmp_path / "r.jsonl").read_text().count("\n") == 1
+
+
+def test_one_policy_node_serves_two_robot_namespaces(ros, bridge_episodes):
+    """robots: [left, right] on a real graph: each robot's topics under its name, its own trial."""
+    import numpy as np
+    from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
+    from sensor_msgs.msg import Image
+
+    from nora_ros.interface import convert as rc
+    from nora_ros.nodes.policy_node import PolicyNode
+
+    executor, probe, _ = ros
+    shell = _start(ros, PolicyNode, "policy_node", model=f"replay:{bridge_episodes[0]}", robots=["left", "right"],
+                   base_frame="wx250s/base_link")
+    assert list(shell.node.get_parameter("robots").value) == ["left", "right"]
+    chunks = {r: _collect(probe, ActionChunk, f"/nora/{r}/action_chunk") for r in ("left", "right")}
+    cmds = _collect(probe, EndEffectorCommand, "/nora/left/cmd")
+    status_pub = probe.create_publisher(TrialStatus, "/nora/left/trial/status", common.qos(common.LATCHED))
+    image_pubs = {r: probe.create_publisher(Image, f"/nora/{r}/camera/image_raw", common.qos(common.SENSOR))
+                  for r in ("left", "right")}
+    now = probe.get_clock().now().nanoseconds * 1e-9
+    status_pub.publish(rc.trial_status_to_msg(TrialStatus, stamp=now, trial_id=1, instruction="put carrot in pot",
+                                              state_name="RUNNING", start_pose=(0.25, 0.0, 0.15, 0.0, 0.0, 0.0)))
+
+    def publish_images():
+        t = probe.get_clock().now().nanoseconds * 1e-9
+        for pub in image_pubs.values():
+            pub.publish(rc.array_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8", Image, t, "camera"))
+        return bool(chunks["left"])
+
+    assert _spin_until(executor, publish_images, timeout=15.0), "no chunk for the left robot"
+    assert _spin_until(executor, lambda: bool(cmds))
+    assert cmds[-1].header.frame_id == "left/base_link"
+    assert chunks["right"] == []  # the right arm runs no trial

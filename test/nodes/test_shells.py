@@ -543,3 +543,43 @@ def test_estop_during_a_sim_trial_aborts_it_holds_the_arm_and_blocks_the_next(ro
     finally:
         for shell in (sim, policy, safety, supervisor):
             shell.shutdown()
+
+
+def test_policy_shell_serves_several_robots_with_one_model(ros, bridge_episodes):
+    """robots: [left, right]: one policy, each robot's topics under its namespace, its own trial."""
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
+    from nora_ros.nodes.policy_node import PolicyNode
+
+    actions = np.load(bridge_episodes[0])["action"]
+    node = _node(ros, "policy_node", model=f"replay:{bridge_episodes[0]}", base_frame="wx250s/base_link",
+                 robots=["left", "right"])
+    shell = PolicyNode(node)
+    assert node.descriptors["robots"].read_only and shell.batching is not None
+    assert "cmd" not in node.publishers and "camera/image_raw" not in node.subscriptions
+    node.subscriptions["left/trial/status"](_status(1, "RUNNING"))  # only the left arm runs a trial
+    image = rc.array_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8", MSG["sensor_msgs/Image"], ros.Clock.t, "camera")
+    for robot in ("left", "right"):
+        node.subscriptions[f"{robot}/camera/image_raw"](image)
+    deadline = time.monotonic() + 10
+    while not node.publishers["left/action_chunk"].msgs and time.monotonic() < deadline:
+        time.sleep(0.01)
+        node.fire(period=0.1)
+    (chunk,) = node.publishers["left/action_chunk"].msgs
+    assert list(chunk.actions) == pytest.approx(actions[0].tolist())
+    cmd = node.publishers["left/cmd"].msgs[-1]
+    assert cmd.header.frame_id == "left/base_link" and cmd.twist.linear.x == pytest.approx(actions[0][0] / 0.2)
+    assert node.publishers["right/cmd"].msgs == [] and node.publishers["right/action_chunk"].msgs == []
+    node.fire(period=1.0)
+    names = [s.name for s in node.publishers["/diagnostics"].msgs[-1].status]
+    assert names == ["/nora/policy_node: policy left", "/nora/policy_node: policy right"]
+    shell.shutdown()
+
+
+@pytest.mark.parametrize(("robots", "match"), [(["left", "left"], "more than once"), (["left/arm"], "namespace")])
+def test_policy_shell_refuses_bad_robot_names(ros, bridge_episodes, robots, match):
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
+    from nora_ros.errors import ConfigurationError
+    from nora_ros.nodes.policy_node import PolicyNode
+
+    with pytest.raises(ConfigurationError, match=match):
+        PolicyNode(_node(ros, "policy_node", model=f"replay:{bridge_episodes[0]}", robots=robots))

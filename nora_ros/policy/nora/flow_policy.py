@@ -112,6 +112,7 @@ class Nora15Policy(Policy):
             max_instruction_chars=config.max_instruction_chars,
         )
         self.noise = NoiseSource(config.seed, self.horizon)
+        self._robot_noise: dict[str, NoiseSource] = {}  # one generator per robot when serving several
         self._chunks = 0
         self._clip_logged_at = -math.inf
         self._clipped_unlogged = 0
@@ -120,6 +121,47 @@ class Nora15Policy(Policy):
         """Start a trial: validate and tokenize the instruction, restart the noise generator."""
         self.prompt.ids(instruction)
         self.noise.restart()
+
+    def reset_robot(self, robot: str, instruction: str) -> None:
+        """Start a trial of ``robot`` (one of several served): restart only its noise generator."""
+        self.prompt.ids(instruction)
+        self.noise_for(robot).restart()
+
+    def noise_for(self, robot: str | None) -> object:
+        """The noise generator of ``robot`` (``None``: the policy's own). Each robot's is seeded like a
+        policy of its own, so its chunks do not depend on which other robots share this policy."""
+        from nora_ros.policy.nora.flow import NoiseSource
+
+        if robot is None:
+            return self.noise
+        source = self._robot_noise.get(robot)
+        if source is None:
+            source = self._robot_noise[robot] = NoiseSource(self.config.seed, self.horizon)
+        return source
+
+    def act_batch(self, frames, instructions, robots=None, guides=None) -> list:
+        """Several observations: one prefill and batched Euler steps
+        (:func:`~nora_ros.policy.nora.batch.flow_act_batch`); a guided row (real-time chunking)
+        runs on its own, with its robot's noise."""
+        from nora_ros.errors import NoraError
+        from nora_ros.policy.nora.batch import flow_act_batch
+
+        n = len(frames)
+        names = list(robots) if robots is not None else [None] * n
+        guided = [i for i in range(n) if guides is not None and guides[i] is not None]
+        plain = [i for i in range(n) if i not in guided]
+        out: list = [None] * n
+        if plain:
+            rows = flow_act_batch(self, [frames[i] for i in plain], [instructions[i] for i in plain],
+                                  None if robots is None else [names[i] for i in plain])
+            for i, r in zip(plain, rows, strict=True):
+                out[i] = r
+        for i in guided:
+            try:
+                out[i] = self.run(frames[i], instructions[i], guide=guides[i], robot=names[i]).chunk
+            except NoraError as exc:
+                out[i] = exc
+        return out
 
     def model_inputs(self, frame: Frame, instruction: str) -> dict:
         """The Qwen2.5-VL prompt tensors for one observation (:func:`observation_inputs`, as NORA's)."""
@@ -147,9 +189,10 @@ class Nora15Policy(Policy):
         return self.run(frame, instruction, guide=guide).chunk
 
     def run(self, frame: Frame, instruction: str, noise: object | None = None,
-            guide: ChunkGuide | None = None) -> FlowOutput:
+            guide: ChunkGuide | None = None, robot: str | None = None) -> FlowOutput:
         """One inference; ``noise`` (``(T, 7)``) replaces the seeded draw, for comparisons;
-        ``guide`` switches the sampler to real-time chunking's guided one.
+        ``guide`` switches the sampler to real-time chunking's guided one; ``robot`` draws from
+        that robot's generator (:meth:`noise_for`).
 
         A guide that does not fit this horizon is an :class:`InvalidInputError` (before any noise
         is drawn); a failure inside the model raises :class:`PolicyError` (the arm holds)."""
@@ -163,7 +206,7 @@ class Nora15Policy(Policy):
         target = None if guide is None else GuideTarget.from_guide(guide, self.horizon, self.loaded.norm_stats)
         inputs = self.model_inputs(frame, instruction)
         if noise is None:
-            x1, index = self.noise.draw()
+            x1, index = self.noise_for(robot).draw()
         else:
             x1, index = check_noise(noise, self.horizon), None
         t1 = time.perf_counter()

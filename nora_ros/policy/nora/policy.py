@@ -218,11 +218,22 @@ class NoraPolicy(Policy):
         log.warning("chunk %d: clipped to the training range: %s%s", self._chunks, report, more)
         self._clip_logged_at, self._clipped_unlogged = now, 0
 
-    def decode_tokens(self, generated: list[int]) -> np.ndarray:
-        """Generated ids (``... <|im_end|>``) to the normalized ``(T, 7)`` chunk, or PolicyError."""
-        if self.processor.dead_end:
+    def act_batch(self, frames, instructions, robots=None, guides=None) -> list:
+        """Several observations in one forward pass (:func:`~nora_ros.policy.nora.batch.nora_act_batch`);
+        the tokens of each row equal :meth:`act`'s for it alone. NORA keeps no per-robot state."""
+        from nora_ros.policy.nora.batch import nora_act_batch
+
+        if guides is not None and any(g is not None for g in guides):
+            return super().act_batch(frames, instructions, robots, guides)  # refused per row, as act_guided is
+        return nora_act_batch(self, frames, instructions)
+
+    def decode_tokens(self, generated: list[int], processor: object | None = None) -> np.ndarray:
+        """Generated ids (``... <|im_end|>``) to the normalized ``(T, 7)`` chunk, or PolicyError.
+        ``processor``: the one that decoded them (a batch row's copy), else the policy's own."""
+        processor = processor or self.processor
+        if processor.dead_end:
             raise PolicyError(f"constrained decoding reached a dead end after tokens {generated}; the arm holds")
-        self._check_horizon()
+        self._check_horizon(processor)
         if not generated or generated[-1] != IM_END_ID:
             raise PolicyError(
                 f"generation did not finish with <|im_end|> within {self.max_new_tokens} tokens "
@@ -237,11 +248,11 @@ class NoraPolicy(Policy):
         except FastDecodeError as exc:
             raise PolicyError(f"the generated chunk does not decode ({exc}); the arm holds") from exc
 
-    def _check_horizon(self) -> None:
+    def _check_horizon(self, processor: object | None = None) -> None:
         """A checkpoint trained on another chunk length keeps wanting to end, or to go on, where
         the length constraint forces otherwise: its tokens would still decode, into wrong
         actions (a NORA-Long run as NORA spells its first 7 DCT coefficients). Refuse the chunk."""
-        p, t, margin = self.processor, self.horizon, self._horizon_margin
+        p, t, margin = processor or self.processor, self.horizon, self._horizon_margin
         if p.wanted_more > margin:
             raise PolicyError(
                 f"horizon mismatch: after the chunk's {t} x {ACTION_DIM} coefficients the model still wanted to go on "
