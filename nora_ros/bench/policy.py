@@ -24,7 +24,7 @@ token's choice to this one's) or each Euler step (``denoise_k``), the peak GPU m
 (``torch.cuda.max_memory_allocated`` after a reset), whether the load-time check kept the
 accelerated path (and why not), and in how many steps both paths gave the same tokens (NORA; the
 same frame every step) or the largest action difference (NORA-1.5). ``--no-reference`` skips the
-reference-style path. ``--full-size`` on a CPU is refused: a 3B model needs ~15 GB in float32 and
+reference-style path (NORA-1.5: the FAST+ head's rows). ``--full-size`` on a CPU is refused: a 3B model needs ~15 GB in float32 and
 minutes per step there; run it on a GPU (``scripts/gpu_bench.sh``).
 
 ``--variant nora-1.5`` times NORA-1.5 instead: its flow head
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--full-size", action="store_true", help="random-weight model of NORA's full size (3B), in memory "
                    "(GPU only)")
     p.add_argument("--no-accelerated", action="store_true", help="skip the accelerated path (accelerate: on)")
-    p.add_argument("--no-reference", action="store_true", help="skip the reference-style path (NORA variants)")
+    p.add_argument("--no-reference", action="store_true", help="skip the comparison path: the reference style (nora, nora-long) or the FAST+ head (nora-1.5)")
     p.set_defaults(func=run)
 
 
@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
     model = args.model
     if model is None:
         tmp = tempfile.TemporaryDirectory(prefix="nora_bench_")
-        model = str(build_tiny_checkpoint(pathlib.Path(tmp.name) / "tiny"))
+        model = str(build_tiny_checkpoint(pathlib.Path(tmp.name) / "tiny", variant=args.variant))
     kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v is not None}
     # Random weights rank tokens without regard to where a chunk ends: the horizon check is off for timing.
     random_weights = args.model is None or args.full_size
@@ -478,6 +478,10 @@ def run_nora15(args: argparse.Namespace) -> int:
     _print_side_by_side(eager, accelerated, report, per_token=False)
     if accelerated is not None:
         print(f"largest normalized-action difference eager vs accelerated (same noise, 5 draws): {diff:.3g}")
+    if args.no_reference:
+        if tmp is not None:
+            tmp.cleanup()
+        return 0
     fast_rows = _measure(fast, rgb, args.steps, args.warmup, cuda)
     print("NORA (FAST+ head on the same VLM, eager):")
     print("\n".join(_stage_table("nora", fast_rows.rows)))
