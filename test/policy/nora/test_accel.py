@@ -151,3 +151,15 @@ def test_nora15_disagreement_falls_back_to_eager(tiny15, monkeypatch):
     policy = Nora15Policy(NoraConfig(model=str(tiny15), variant="nora-1.5", device="cpu", accelerate="on"))
     assert not policy.accel.enabled and policy._flow_accel is None
     assert "moved the probe's normalized actions" in policy.accel.reason
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs (reduce-overhead) need a GPU; run scripts/gpu_bench.sh")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cuda_graph_decoding_gives_the_eager_tokens(dtype, tiny_checkpoint):  # noqa: F811
+    config = NoraConfig(model=str(tiny_checkpoint), variant="nora", device="cuda", dtype=dtype, horizon_margin=0.0)
+    loaded = load_nora(config)
+    eager = NoraPolicy(config, loaded=loaded)
+    fast = NoraPolicy(dataclasses.replace(config, accelerate="on"), loaded=loaded)
+    assert fast.accel.enabled and fast._decoder.mode == "reduce-overhead", fast.accel.reason
+    for i, frame in enumerate(real_frames(10)):
+        assert fast.act(frame, INSTRUCTIONS[i % 3]).token_ids == eager.act(frame, INSTRUCTIONS[i % 3]).token_ids
