@@ -269,21 +269,30 @@ def _median_total(rows: list[dict[str, float]]) -> float:
     return float(np.median([r["total"] for r in rows]))
 
 
-def _print_side_by_side(eager: Measured, fast: Measured | None, report, per_token: bool) -> None:
-    """The eager and accelerated rows, their peak memory, the check's verdict and the ratio."""
+def _print_path(name: str, m: Measured, per_token: bool) -> None:
+    """One path's rows (printed as soon as it is measured: a time limit then still leaves them)."""
     print(f"{'path':<10} {'stage':<12} {'median_ms':>10} {'p90_ms':>10}")
-    for name, m in (("eager", eager), ("accel", fast)):
-        if m is None:
-            continue
-        print("\n".join(_stage_table(name, m.rows)))
-        if per_token:
-            print("\n".join(_token_lines(name, m.token_rows)))
-    for name, m in (("eager", eager), ("accel", fast)):
-        if m is not None and m.peak_gib is not None:
-            print(f"peak GPU memory ({name}, allocated): {m.peak_gib:.2f} GiB")
-    if fast is not None:
-        print(f"accelerated path: {'ON' if report.enabled else 'OFF (eager timed twice)'}: {report.reason}")
-        print(f"eager / accelerated (median total): {_median_total(eager.rows) / _median_total(fast.rows):.2f}")
+    print("\n".join(_stage_table(name, m.rows)))
+    if per_token:
+        print("\n".join(_token_lines(name, m.token_rows)))
+    if m.peak_gib is not None:
+        print(f"peak GPU memory ({name}, allocated): {m.peak_gib:.2f} GiB")
+
+
+def _print_summary(eager: Measured, fast: Measured | None, report, forced: bool) -> None:
+    """The check's verdict, the stages side by side and the ratio."""
+    if fast is None:
+        return
+    verdict = "ON" if report.enabled else "REJECTED at load, timed anyway (unverified)" if forced else "OFF"
+    print(f"accelerated path: {verdict}: {report.reason}")
+    print(f"{'stage':<12} {'eager_ms':>10} {'accel_ms':>10}")
+    for stage in eager.rows[0]:
+        a = np.median([r[stage] for r in eager.rows]) * 1e3
+        b = np.median([r.get(stage, np.nan) for r in fast.rows]) * 1e3
+        print(f"{stage:<12} {a:>10.2f} {b:>10.2f}")
+    if eager.peak_gib is not None and fast.peak_gib is not None:
+        print(f"peak GPU memory (allocated): eager {eager.peak_gib:.2f} GiB, accelerated {fast.peak_gib:.2f} GiB")
+    print(f"eager / accelerated (median total): {_median_total(eager.rows) / _median_total(fast.rows):.2f}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -331,15 +340,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"input: {frame_source}, instruction '{INSTRUCTION}'; {args.steps} timed steps after {args.warmup} warm-up; "
           f"token bound {policy.max_new_tokens}")
     eager = _measure(policy, rgb, args.steps, args.warmup, cuda)
+    _print_path("eager", eager, per_token=True)
     fast = report = None
+    forced = False
     if not args.no_accelerated:
+        from nora_ros.policy.nora import accel
+        from nora_ros.policy.nora.policy import STATIC_CACHE_LEN
+
         t0 = time.perf_counter()
         accelerated = NoraPolicy(dataclasses.replace(config, accelerate="on"), loaded=loaded)
         report = accelerated.accel
-        print(f"accelerated policy built and checked in {time.perf_counter() - t0:.1f} s (compile: "
-              f"{getattr(accelerated._decoder, 'mode', 'none')})")
+        print(f"accelerated policy built and checked in {time.perf_counter() - t0:.1f} s: {report.reason}")
+        if not report.enabled and "other tokens" in report.reason:
+            # Timing only: the policy would decode eagerly; the bench times the rejected path anyway
+            # (random weights can sit near a tie that bfloat16 rounding tips) and counts equal steps.
+            accelerated._decoder = accel.StaticDecoder(loaded.model, accelerated.processor.candidate_ids,
+                                                       STATIC_CACHE_LEN)
+            forced = True
         fast = _measure(accelerated, rgb, args.steps, args.warmup, cuda)
-    _print_side_by_side(eager, fast, report, per_token=True)
+        _print_path("accel", fast, per_token=True)
+    _print_summary(eager, fast, report, forced)
     if fast is not None:
         same = sum(a == b for a, b in zip(eager.tokens, fast.tokens, strict=True))
         print(f"tokens identical eager vs accelerated: {same}/{len(eager.tokens)} steps")
@@ -465,17 +485,25 @@ def run_nora15(args: argparse.Namespace) -> int:
           f"torch threads {torch.get_num_threads()}")
     print(f"input: {frame_source}, instruction '{INSTRUCTION}'; {args.steps} timed steps after {args.warmup} warm-up; "
           f"flow steps {flow.steps}; NORA = the FAST+ head on the same VLM (constrained greedy, T={fast.horizon})")
+    print("NORA-1.5 flow head:")
     eager = _measure(flow, rgb, args.steps, args.warmup, cuda)
+    _print_path("eager", eager, per_token=False)
     accelerated = report = None
+    forced = False
     if not args.no_accelerated:
+        from nora_ros.policy.nora import accel
+
         t0 = time.perf_counter()
         accel_policy = Nora15Policy(dataclasses.replace(config, accelerate="on"), loaded=loaded)
         report = accel_policy.accel
-        print(f"accelerated policy built and checked in {time.perf_counter() - t0:.1f} s")
+        print(f"accelerated policy built and checked in {time.perf_counter() - t0:.1f} s: {report.reason}")
+        if not report.enabled and "moved the probe" in report.reason:  # timing only, as for NORA
+            accel_policy._flow_accel = accel.FlowAccelerator(loaded.flow, accel_policy.steps)
+            forced = True
         accelerated = _measure(accel_policy, rgb, args.steps, args.warmup, cuda)
+        _print_path("accel", accelerated, per_token=False)
         diff = _flow_difference(flow, accel_policy, rgb)
-    print("NORA-1.5 flow head:")
-    _print_side_by_side(eager, accelerated, report, per_token=False)
+    _print_summary(eager, accelerated, report, forced)
     if accelerated is not None:
         print(f"largest normalized-action difference eager vs accelerated (same noise, 5 draws): {diff:.3g}")
     if args.no_reference:
