@@ -18,14 +18,18 @@
 # The GPU image (/work/.library/device/KINDS.md, 2026-11) has torch 2.11 and transformers 5.17,
 # but NORA's decoding loop accepts only transformers >=5.23,<5.26
 # (nora_ros/policy/nora/compat.py): transformers 5.25.0 travels as a wheel with the two
-# requirements the image has too old or not at all (huggingface_hub>=2.4, kernels>=0.19.1);
-# numpy, scipy, pillow, opencv, safetensors 0.8, tokenizers 0.23 are there.
+# requirements the image has too old or not at all (WHEELS below, about 20 MB);
+# numpy, scipy, pillow, opencv, safetensors 0.8, tokenizers 0.23, anyio, h11 are there.
 # With the device tool: run(command="bash scripts/gpu_bench.sh", carry=[".whl", ".bench_shared"],
 # timeout_s=540). Budget: under 8 minutes on an H100 (each bench is cut at its limit below).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-WHEELS=(transformers==5.25.0 huggingface_hub==2.4.0 kernels==0.19.1)
+# transformers 5.25 and what it needs that the image lacks or has too old (read from each wheel's
+# Requires-Dist: huggingface_hub 2.4 -> httpx2, httpcore2, truststore, click>=8.4.2, hf-xet>=1.6;
+# kernels -> tomlkit); the versions are those the tests pass with here.
+WHEELS=(transformers==5.25.0 huggingface_hub==2.4.0 kernels==0.19.1 tomlkit==0.15.3 httpx2==2.17.0
+        httpcore2==2.17.0 truststore==0.10.5 click==8.5.1 hf-xet==1.8.0)
 
 if [ "${1:-}" = "--prepare" ]; then
     set -e

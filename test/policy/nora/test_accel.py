@@ -163,3 +163,24 @@ def test_cuda_graph_decoding_gives_the_eager_tokens(dtype, tiny_checkpoint):  # 
     assert fast.accel.enabled and fast._decoder.mode == "reduce-overhead", fast.accel.reason
     for i, frame in enumerate(real_frames(10)):
         assert fast.act(frame, INSTRUCTIONS[i % 3]).token_ids == eager.act(frame, INSTRUCTIONS[i % 3]).token_ids
+
+
+def test_gpu_bench_script_is_valid_bash_and_carries_an_accepted_transformers():
+    import pathlib
+    import re
+    import shutil
+    import subprocess
+
+    from packaging.specifiers import SpecifierSet
+
+    from nora_ros.policy.nora.compat import TRANSFORMERS_ACCEPTED
+
+    script = pathlib.Path(__file__).resolve().parents[3] / "scripts" / "gpu_bench.sh"
+    text = script.read_text()
+    if shutil.which("bash"):
+        assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    pinned = re.search(r"transformers==([0-9.]+)", text).group(1)
+    assert SpecifierSet(TRANSFORMERS_ACCEPTED).contains(pinned), pinned
+    for variant in ("nora", "nora-long", "nora-1.5"):
+        assert re.search(rf"^bench \d+ {re.escape(variant)}$", text, re.M), variant
+    assert "pip install" in text and "--no-index" in text  # never from the network there
