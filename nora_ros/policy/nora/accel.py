@@ -25,7 +25,9 @@ NORA; normalized actions within :data:`FLOW_TOLERANCE` for NORA-1.5), else eager
 logged; ``auto`` is off everywhere until GPU figures exist (issue 16), and is meant to become
 ``on`` on a GPU then. Reduced-overhead compilation can still pick other kernels than eager
 (e.g. transformers packs grouped-query heads differently outside a compiled region), so the
-check is per machine and per load, never assumed.
+check is per machine and per load, never assumed. CUDA graph trees are kept per thread: the
+node's inference thread (:mod:`nora_ros.policy.worker`) records its own graphs on its first
+steps (the same compiled kernels as the ones checked at load).
 """
 
 from __future__ import annotations

@@ -161,8 +161,16 @@ def test_cuda_graph_decoding_gives_the_eager_tokens(dtype, tiny_checkpoint):  # 
     eager = NoraPolicy(config, loaded=loaded)
     fast = NoraPolicy(dataclasses.replace(config, accelerate="on"), loaded=loaded)
     assert fast.accel.enabled and fast._decoder.mode == "reduce-overhead", fast.accel.reason
-    for i, frame in enumerate(real_frames(10)):
+    frames = real_frames(10)
+    for i, frame in enumerate(frames):
         assert fast.act(frame, INSTRUCTIONS[i % 3]).token_ids == eager.act(frame, INSTRUCTIONS[i % 3]).token_ids
+    # The node runs act in its inference thread (policy/worker.py): CUDA graph trees are per thread,
+    # so that thread records its own graphs; the tokens must not change.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        threaded = pool.submit(lambda: [fast.act(f, INSTRUCTIONS[0]).token_ids for f in frames[:5]]).result()
+    assert threaded == [eager.act(f, INSTRUCTIONS[0]).token_ids for f in frames[:5]]
 
 
 def test_gpu_bench_script_is_valid_bash_and_carries_an_accepted_transformers():
