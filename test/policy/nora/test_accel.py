@@ -160,7 +160,12 @@ def test_cuda_graph_decoding_gives_the_eager_tokens(dtype, tiny_checkpoint):  # 
     loaded = load_nora(config)
     eager = NoraPolicy(config, loaded=loaded)
     fast = NoraPolicy(dataclasses.replace(config, accelerate="on"), loaded=loaded)
-    assert fast.accel.enabled and fast._decoder.mode == "reduce-overhead", fast.accel.reason
+    # float32 must verify; in bfloat16 the graph's attention kernel (masked, over the static cache)
+    # rounds otherwise than eager's, and random tiny weights can sit near a tie: then the check
+    # rejects it and the policy decodes eagerly, which is what the tokens below must show either way.
+    assert fast.accel.enabled or dtype == "bfloat16", fast.accel.reason
+    if fast.accel.enabled:
+        assert fast._decoder.mode == "reduce-overhead"
     frames = real_frames(10)
     for i, frame in enumerate(frames):
         assert fast.act(frame, INSTRUCTIONS[i % 3]).token_ids == eager.act(frame, INSTRUCTIONS[i % 3]).token_ids
