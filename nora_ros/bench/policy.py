@@ -9,7 +9,8 @@ Both paths run on the same model, frame and instruction:
   224x224, chat template, processor (image processor + tokenizer) per step, unconstrained
   ``generate`` with the same token bound, action tokens picked out and FAST-decoded afterwards.
 
-Prints median and p90 per stage (preprocess, prefill, decode, fast_decode, unnormalize, total)
+Prints median and p90 per stage (preprocess, prefill = vision encoder + the prompt's forward pass,
+decode, fast_decode = FAST+ tokens to actions, unnormalize, total)
 over ``--steps`` steps after ``--warmup`` untimed ones, tokens per step, and as the last line
 ``ratio: X`` = reference median total / ours. Without ``--model`` a tiny random-weight
 checkpoint is built in a temporary folder; ``--full-size`` swaps in a random-weight model of

@@ -10,7 +10,9 @@ One observation becomes one action chunk in five timed stages:
    ``<|im_end|>`` by a length-aware FAST+ constraint, in our own loop that scores only those
    2049 output rows (:mod:`nora_ros.policy.nora.decoding`; same choices as ``generate`` with the
    constraint's LogitsProcessor), so the output can only spell exactly ``T x 7``
-   coefficients and stops there.
+   coefficients and stops there. ``prefill`` is the vision encoder plus the prompt's forward
+   pass; with ``accelerate: on`` (and the load-time check passed) the decode steps run on a
+   preallocated cache, compiled (:mod:`nora_ros.policy.nora.accel`).
 4. ``fast_decode``: FAST+ tokens to a normalized ``(T, 7)`` chunk; any malformed sequence
    raises :class:`PolicyError` (from :class:`FastDecodeError`) and never becomes motion.
 5. ``unnormalize``: ``[-1, 1]`` to Bridge units where the statistics' mask is true; values
@@ -138,6 +140,7 @@ class NoraPolicy(Policy):
                                            self.processor, self._head)
         self.last_token_seconds: list[float] = []  # seconds per generated token of the last act (for benches)
         self._decoder = None
+        self._long_prompt_logged = False
         self.accel = self._accelerate(self.model_inputs(probe_frame(), PROBE_INSTRUCTION))
 
     def _accelerate(self, probe_inputs: dict) -> object:
@@ -215,6 +218,11 @@ class NoraPolicy(Policy):
                         self.loaded.model, self._decoder, inputs, self.processor, self._head, self.max_new_tokens,
                         prefill_done, settings=self.greedy, token_times=token_times)
                 else:  # eager, or a prompt longer than the static cache
+                    if self._decoder is not None and not self._long_prompt_logged:
+                        log.warning("a prompt of %d tokens does not fit the accelerated decoder's cache (%d with %d "
+                                    "new tokens): decoded eagerly (logged once)", int(inputs["input_ids"].shape[1]),
+                                    STATIC_CACHE_LEN, self.max_new_tokens)
+                        self._long_prompt_logged = True
                     generated = constrained_greedy(
                         self.loaded.model, inputs, self.processor, self._head, self.max_new_tokens, prefill_done,
                         settings=self.greedy, token_times=token_times,

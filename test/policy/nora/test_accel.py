@@ -197,3 +197,15 @@ def test_gpu_bench_script_is_valid_bash_and_carries_an_accepted_transformers():
     for variant in ("nora", "nora-long", "nora-1.5"):
         assert re.search(rf"^bench \d+ {re.escape(variant)}$", text, re.M), variant
     assert "pip install" in text and "--no-index" in text  # never from the network there
+
+
+def test_a_prompt_longer_than_the_static_cache_decodes_eagerly(tiny_checkpoint, monkeypatch, caplog):  # noqa: F811
+    from nora_ros.policy.nora import policy as policy_module
+
+    eager, fast = _pair(tiny_checkpoint, "nora")
+    monkeypatch.setattr(policy_module, "STATIC_CACHE_LEN", 40)  # shorter than any NORA prompt
+    frame = Frame(np.full((480, 640, 3), 90, dtype=np.uint8), 0.0)
+    with caplog.at_level("WARNING"):
+        assert fast.act(frame, INSTRUCTIONS[0]).token_ids == eager.act(frame, INSTRUCTIONS[0]).token_ids
+        fast.act(frame, INSTRUCTIONS[0])
+    assert caplog.text.count("does not fit the accelerated decoder's cache") == 1
