@@ -156,11 +156,16 @@ def policy_params() -> tuple[ParamSpec, ...]:
             "image_aspect": "A frame that is not 4:3 (training frames were 640x480): squash it to the square as "
                             "the reference does (warned once), or crop its centre to 4:3 first.",
             "step_period": "Seconds each action takes (Bridge: 0.2, NORA ran at 5 Hz).",
+            "accelerate": "on: the per-token decode steps (NORA) and the Euler steps (NORA-1.5) run on a "
+                          "preallocated cache, compiled (CUDA graphs on a GPU), if a probe observation at load "
+                          "gives the same tokens (NORA) or actions within tolerance (NORA-1.5) as the eager path, "
+                          "else eager with a logged reason; off: eager; auto: off until GPU figures exist "
+                          "(issue 16).",
         },
         ranges={"max_instruction_chars": (1, 4096), "jpeg_quality": (-1, 100), "step_period": (0.01, 5.0),
                 "flow_steps": (1, 1000), "seed": (0, 2**31 - 1), "horizon_margin": (0.0, 1000.0)},
         choices={"variant": ("auto", "nora", "nora-long", "nora-1.5"), "action_head": ("flow", "fast"),
-                 "image_aspect": ("squash", "crop"),
+                 "image_aspect": ("squash", "crop"), "accelerate": ("auto", "off", "on"),
                  "dtype": ("", "bfloat16", "float16", "float32"),
                  "attention": ("", "sdpa", "eager", "flash_attention_2")},
         read_only=[f.name for f in dataclasses.fields(NoraConfig)],

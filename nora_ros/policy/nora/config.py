@@ -45,6 +45,13 @@ DEFAULT_FAST_TOKENIZER = "physical-intelligence/fast"
 """The FAST+ universal table NORA uses; a checkpoint folder's ``fast/`` takes precedence."""
 
 DTYPES = ("float32", "bfloat16", "float16")
+ACCELERATE_MODES = ("auto", "off", "on")
+"""``accelerate``: ``on`` runs the decode steps (NORA) and the Euler steps (NORA-1.5) against a
+preallocated cache, compiled (CUDA graphs through ``torch.compile(mode="reduce-overhead")`` on a
+GPU), where a probe observation at load gives the same tokens (NORA) or actions within
+tolerance (NORA-1.5) as the eager path, else it falls back to eager and logs why; ``off``: eager;
+``auto``: off for now everywhere (issue 16: until GPU figures show the gain on a real card), to
+become ``on`` on a GPU once they do (:func:`nora_ros.policy.nora.accel.accelerate_wanted`)."""
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")
 
 
@@ -81,6 +88,7 @@ class NoraConfig:
     - ``image_aspect``: ``squash`` a frame that is not 4:3 to the square as the reference does
       (warned once), or ``crop`` its centre to 4:3 first.
     - ``step_period``: seconds per action (Bridge: 0.2, NORA ran at 5 Hz).
+    - ``accelerate``: ``auto`` / ``off`` / ``on`` (see :data:`ACCELERATE_MODES`).
     """
 
     model: str = DEFAULT_MODEL
@@ -100,6 +108,7 @@ class NoraConfig:
     image_aspect: str = "squash"
     horizon_margin: float = HORIZON_MARGIN
     step_period: float = BRIDGE_STEP_PERIOD
+    accelerate: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -129,6 +138,8 @@ class NoraConfig:
             PreprocessConfig(MODEL_IMAGE_SIZE, self.jpeg_quality)  # validates jpeg_quality
         if not (self.horizon_margin >= 0.0 and math.isfinite(self.horizon_margin)):
             raise ConfigurationError(f"horizon_margin must be >= 0 logits (0: no check), got {self.horizon_margin}")
+        if self.accelerate not in ACCELERATE_MODES:
+            raise ConfigurationError(f"accelerate must be one of {ACCELERATE_MODES}, got {self.accelerate!r}")
         if self.image_aspect not in ASPECTS:
             raise ConfigurationError(f"image_aspect must be one of {ASPECTS}, got '{self.image_aspect}'")
 

@@ -260,6 +260,7 @@ def constrained_greedy(
     max_new_tokens: int,
     on_prefill: Callable[[], None] | None = None,
     settings: GreedySettings | None = None,
+    token_times: list[float] | None = None,
 ) -> list[int]:
     """Greedy decoding of one sequence restricted to ``processor``'s candidates.
 
@@ -270,7 +271,8 @@ def constrained_greedy(
     penalty over prompt and generated tokens, before the constraint's mask, as ``generate``
     orders them); ``None`` applies nothing. Returns the generated ids, ending with
     ``<|im_end|>`` unless ``max_new_tokens`` ran out. ``on_prefill`` is called once the
-    prompt's forward pass is done (for timing).
+    prompt's forward pass is done (for timing); ``token_times`` gets the seconds each generated
+    token took (choosing it reads it back to the host, so no extra synchronisation is needed).
     """
     processor.begin(int(inputs["input_ids"].shape[1]))
     state = processor.constraint.start()
@@ -280,12 +282,17 @@ def constrained_greedy(
         on_prefill()
     penalty = (settings or GreedySettings()).candidate_penalty(processor.candidate_ids, inputs["input_ids"])
     generated: list[int] = []
+    start = time.perf_counter()
     for _ in range(max_new_tokens):
         scores = (head @ hidden.to(head.dtype)).float()
         if penalty is not None:
             scores = penalty(scores)
         token = processor.pick(state, scores)
         generated.append(token)
+        if token_times is not None:
+            now = time.perf_counter()
+            token_times.append(now - start)
+            start = now
         if token == processor.end_id:
             break
         if penalty is not None:

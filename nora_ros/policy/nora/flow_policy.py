@@ -113,9 +113,34 @@ class Nora15Policy(Policy):
         )
         self.noise = NoiseSource(config.seed, self.horizon)
         self._robot_noise: dict[str, NoiseSource] = {}  # one generator per robot when serving several
+        self._flow_accel = None
+        self.accel = self._accelerate()
         self._chunks = 0
         self._clip_logged_at = -math.inf
         self._clipped_unlogged = 0
+
+    def _accelerate(self) -> object:
+        """The ``accelerate`` decision (:mod:`nora_ros.policy.nora.accel`): where asked for, the
+        compiled Euler step is kept only if the probe observation's actions (fixed noise, not the
+        trial's generator) agree with eager sampling within :data:`~nora_ros.policy.nora.accel.FLOW_TOLERANCE`."""
+        from nora_ros.policy.nora import accel
+        from nora_ros.policy.nora.probe import PROBE_INSTRUCTION, probe_frame
+
+        wanted, why = accel.accelerate_wanted(self.config.accelerate, self.loaded.device)
+        if not wanted:
+            log.info("NORA-1.5 samples eagerly (%s)", why)
+            return accel.AccelReport(False, why)
+        torch = self._torch
+        flow_accel = accel.FlowAccelerator(self.loaded.flow, self.steps)
+        prefix = self.prefill(self.model_inputs(probe_frame(), PROBE_INSTRUCTION))
+        noise = torch.randn((self.horizon, 7), generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+        report = flow_accel.verify(prefix, noise)
+        if report.enabled:
+            self._flow_accel = flow_accel
+            log.info("NORA-1.5: %s (check took %.1f s)", report.reason, report.seconds)
+        else:
+            log.warning("NORA-1.5: accelerate: on, but %s", report.reason)
+        return report
 
     def reset(self, instruction: str) -> None:
         """Start a trial: validate and tokenize the instruction, restart the noise generator."""
@@ -215,7 +240,9 @@ class Nora15Policy(Policy):
             if sync is not None:
                 sync()
             t2 = time.perf_counter()
-            if target is None:
+            if target is None and self._flow_accel is not None:
+                result = self._flow_accel.sample(prefix, x1, sync)
+            elif target is None:
                 result = sample_actions(self.loaded.flow, prefix, x1, self.steps, sync)
             else:
                 result = sample_guided(self.loaded.flow, prefix, x1, self.steps, target, sync)

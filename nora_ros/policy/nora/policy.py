@@ -10,7 +10,9 @@ One observation becomes one action chunk in five timed stages:
    ``<|im_end|>`` by a length-aware FAST+ constraint, in our own loop that scores only those
    2049 output rows (:mod:`nora_ros.policy.nora.decoding`; same choices as ``generate`` with the
    constraint's LogitsProcessor), so the output can only spell exactly ``T x 7``
-   coefficients and stops there.
+   coefficients and stops there. ``prefill`` is the vision encoder plus the prompt's forward
+   pass; with ``accelerate: on`` (and the load-time check passed) the decode steps run on a
+   preallocated cache, compiled (:mod:`nora_ros.policy.nora.accel`).
 4. ``fast_decode``: FAST+ tokens to a normalized ``(T, 7)`` chunk; any malformed sequence
    raises :class:`PolicyError` (from :class:`FastDecodeError`) and never becomes motion.
 5. ``unnormalize``: ``[-1, 1]`` to Bridge units where the statistics' mask is true; values
@@ -43,6 +45,11 @@ from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, N_AC
 CLIP_LOG_PERIOD = 5.0
 """Seconds between two warnings about actions clipped to the training range."""
 log = logging.getLogger(__name__)
+
+STATIC_CACHE_LEN = 512
+"""Tokens the accelerated decoder's preallocated cache holds (``accelerate: on``): NORA's prompt is
+91 tokens for a 5-word instruction, plus at most a chunk's tokens; a longer prompt decodes
+eagerly for that step."""
 
 
 def finish_actions(normalized: np.ndarray, stats: NormStats) -> tuple[np.ndarray, dict[str, object]]:
@@ -131,6 +138,37 @@ class NoraPolicy(Policy):
         self.greedy = load_greedy_settings(self.loaded.folder, min_prompt_tokens=len(self.prompt.ids("a")))
         self.probe = check_cached_decoding(self.loaded.model, self.model_inputs(probe_frame(), PROBE_INSTRUCTION),
                                            self.processor, self._head)
+        self.last_token_seconds: list[float] = []  # seconds per generated token of the last act (for benches)
+        self._decoder = None
+        self._long_prompt_logged = False
+        self.accel = self._accelerate(self.model_inputs(probe_frame(), PROBE_INSTRUCTION))
+
+    def _accelerate(self, probe_inputs: dict) -> object:
+        """The ``accelerate`` decision (:mod:`nora_ros.policy.nora.accel`): where asked for, the
+        accelerated decoder is built and kept only if it decodes the probe's tokens exactly."""
+        from nora_ros.policy.nora import accel
+        from nora_ros.policy.nora.decoding import constrained_greedy
+
+        wanted, why = accel.accelerate_wanted(self.config.accelerate, self.loaded.device)
+        if not wanted:
+            log.info("NORA decodes eagerly (%s)", why)
+            return accel.AccelReport(False, why)
+        torch = self._torch
+        decoder = accel.StaticDecoder(self.loaded.model, self.processor.candidate_ids, STATIC_CACHE_LEN)
+
+        def run(fn, *extra) -> list[int]:
+            with torch.inference_mode():
+                return fn(self.loaded.model, *extra, probe_inputs, self.processor, self._head, self.max_new_tokens,
+                          settings=self.greedy)
+
+        report = accel.verify_tokens(lambda: run(constrained_greedy), lambda: run(accel.accelerated_greedy, decoder),
+                                     decoder.mode)
+        if report.enabled:
+            self._decoder = decoder
+            log.info("NORA: %s (check took %.1f s)", report.reason, report.seconds)
+        else:
+            log.warning("NORA: accelerate: on, but %s", report.reason)
+        return report
 
     def _check_image_size(self) -> None:
         """The fast path feeds a 224x224 image as is; the checkpoint's processor must agree."""
@@ -169,16 +207,31 @@ class NoraPolicy(Policy):
                 torch.cuda.synchronize()
             marks.append(time.perf_counter())
 
+        token_times: list[float] = []
         try:
             with torch.inference_mode():
-                generated = constrained_greedy(
-                    self.loaded.model, inputs, self.processor, self._head, self.max_new_tokens, prefill_done,
-                    settings=self.greedy,
-                )
+                if self._decoder is not None and int(inputs["input_ids"].shape[1]) + self.max_new_tokens \
+                        <= STATIC_CACHE_LEN:
+                    from nora_ros.policy.nora.accel import accelerated_greedy
+
+                    generated = accelerated_greedy(
+                        self.loaded.model, self._decoder, inputs, self.processor, self._head, self.max_new_tokens,
+                        prefill_done, settings=self.greedy, token_times=token_times)
+                else:  # eager, or a prompt longer than the static cache
+                    if self._decoder is not None and not self._long_prompt_logged:
+                        log.warning("a prompt of %d tokens does not fit the accelerated decoder's cache (%d with %d "
+                                    "new tokens): decoded eagerly (logged once)", int(inputs["input_ids"].shape[1]),
+                                    STATIC_CACHE_LEN, self.max_new_tokens)
+                        self._long_prompt_logged = True
+                    generated = constrained_greedy(
+                        self.loaded.model, inputs, self.processor, self._head, self.max_new_tokens, prefill_done,
+                        settings=self.greedy, token_times=token_times,
+                    )
         except (RuntimeError, FastDecodeError) as exc:  # torch (e.g. out of memory) or the constraint
             raise PolicyError(f"NORA inference failed ({type(exc).__name__}: {exc}); the arm holds") from exc
         t3 = time.perf_counter()
         t2 = marks[0] if marks else t3
+        self.last_token_seconds = token_times
         normalized = self.decode_tokens(generated)
         t4 = time.perf_counter()
         actions, report = finish_actions(normalized, self.loaded.norm_stats)
