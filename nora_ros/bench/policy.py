@@ -47,6 +47,8 @@ import time
 
 import numpy as np
 
+from nora_ros.bench.full_size import full_size_model, full_size_nora15, refuse_cpu_full_size
+from nora_ros.bench.reference_style import ReferenceStyle
 from nora_ros.policy.nora.tiny import SHARED_DATA
 
 STAGES = ("preprocess", "prefill", "decode", "fast_decode", "unnormalize", "total")
@@ -80,148 +82,12 @@ def _frame() -> tuple[np.ndarray, str]:
     return np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8), "random 480x640 frame"
 
 
-class _FirstCall:
-    """A do-nothing logits processor that notes when prefill ended (its first call)."""
-
-    def __init__(self, cuda: bool) -> None:
-        self.first_call: float | None = None
-        self.cuda = cuda
-
-    def __call__(self, input_ids, scores):
-        if self.first_call is None:
-            if self.cuda:
-                import torch
-
-                torch.cuda.synchronize()
-            self.first_call = time.perf_counter()
-        return scores
-
-
-class ReferenceStyle:
-    """declare-lab/nora's inference path, on our loaded model (for comparison only)."""
-
-    def __init__(self, policy) -> None:
-        self.policy = policy
-        self.loaded = policy.loaded
-        self.processor = self._processor()
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(self.loaded.folder)
-
-    def _processor(self):
-        """The checkpoint's Qwen2.5-VL processor where transformers can build it (it needs
-        torchvision for its video part); else the same steps by hand: image processor on the
-        PIL image, chat template, tokenizer, image placeholder expanded per merged patch."""
-        try:
-            from transformers import AutoProcessor
-
-            return AutoProcessor.from_pretrained(self.loaded.folder)
-        except Exception:  # noqa: BLE001 - any failure means: do its steps by hand
-            return None
-
-    def inputs(self, rgb: np.ndarray, instruction: str) -> dict:
-        from PIL import Image
-
-        loaded = self.loaded
-        image = Image.fromarray(rgb).resize((224, 224))  # qwen_vl_utils with resized_height/width
-        messages = [{"role": "user", "content": [
-            {"type": "image", "image": image, "resized_height": 224, "resized_width": 224},
-            {"type": "text", "text": instruction}]}]
-        if self.processor is not None:
-            text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return dict(self.processor(text=[text], images=[image], padding=True, return_tensors="pt"))
-        text = self.tokenizer.apply_chat_template(
-            messages, chat_template=loaded.chat_template, tokenize=False, add_generation_prompt=True
-        )
-        vision = loaded.image_processor(images=[image], return_tensors="pt")
-        n = int(vision["image_grid_thw"][0].prod()) // loaded.image_processor.merge_size**2
-        text = text.replace("<|image_pad|>", "<|image_pad|>" * n, 1)
-        enc = dict(self.tokenizer([text], padding=True, return_tensors="pt"))
-        # What Qwen2.5-VL's processor adds: which tokens are image tokens (for 3D positions).
-        enc["mm_token_type_ids"] = (enc["input_ids"] == self.tokenizer.convert_tokens_to_ids("<|image_pad|>")).int()
-        return {**enc, **vision}
-
-    def step(self, rgb: np.ndarray, instruction: str) -> tuple[dict[str, float], int, bool]:
-        import torch
-
-        from nora_ros.errors import FastDecodeError
-        from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, N_ACTION_TOKENS
-
-        policy, loaded = self.policy, self.loaded
-        t0 = time.perf_counter()
-        inputs = self.inputs(rgb, instruction)
-        inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
-        inputs["pixel_values"] = inputs["pixel_values"].to(getattr(torch, loaded.dtype))
-        t1 = time.perf_counter()
-        marker = _FirstCall(loaded.device.startswith("cuda"))
-        from transformers import GenerationConfig, LogitsProcessorList
-
-        gen = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=policy.max_new_tokens,
-                               eos_token_id=self.tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                               pad_token_id=self.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
-        with torch.inference_mode():
-            out = loaded.model.generate(**inputs, generation_config=gen, logits_processor=LogitsProcessorList([marker]))
-        t3 = time.perf_counter()
-        t2 = marker.first_call or t3
-        generated = out[0, inputs["input_ids"].shape[1]:]
-        ids = generated[(generated >= ACTION_TOKEN_OFFSET) & (generated < ACTION_TOKEN_OFFSET + N_ACTION_TOKENS)]
-        ok = True
-        try:
-            normalized = loaded.fast.decode((ids - ACTION_TOKEN_OFFSET).tolist(), policy.horizon)
-        except FastDecodeError:
-            ok = False
-            normalized = np.zeros((policy.horizon, 7))  # timing only; the reference returns zeros too
-        t4 = time.perf_counter()
-        stats = loaded.norm_stats
-        _ = 0.5 * (normalized + 1) * (stats.q99 - stats.q01) + stats.q01  # the reference unnormalizes every dim
-        t5 = time.perf_counter()
-        times = {"preprocess": t1 - t0, "prefill": t2 - t1, "decode": t3 - t2, "fast_decode": t4 - t3,
-                 "unnormalize": t5 - t4, "total": t5 - t0}
-        return times, int(generated.shape[0]), ok
-
-
-def _full_size_model(loaded, device: str, dtype: str):
-    """A random-weight Qwen2.5-VL of NORA's size (3B backbone, 153713 vocab), built on ``device``."""
-    import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    from nora_ros.policy.nora.qwen_vocab import IM_END_ID, IMAGE_PAD_ID, VISION_END_ID, VISION_START_ID, VOCAB_SIZE
-
-    config = Qwen2_5_VLConfig(
-        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 2048, "intermediate_size": 11008,
-                     "num_hidden_layers": 36, "num_attention_heads": 16, "num_key_value_heads": 2,
-                     "max_position_embeddings": 128000,
-                     "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24], "rope_theta": 1000000.0},
-                     "eos_token_id": IM_END_ID, "tie_word_embeddings": True},
-        vision_config={"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
-                       "out_hidden_size": 2048, "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31]},
-        image_token_id=IMAGE_PAD_ID, video_token_id=IMAGE_PAD_ID + 1,
-        vision_start_token_id=VISION_START_ID, vision_end_token_id=VISION_END_ID, tie_word_embeddings=True,
-    )
-    with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(
-            config, dtype=getattr(torch, dtype), attn_implementation="sdpa"
-        )
-    return model.eval()
-
-
 def _table(name: str, rows: list[dict[str, float]]) -> list[str]:
     lines = []
     for stage in STAGES:
         v = np.array([r[stage] for r in rows]) * 1e3
         lines.append(f"{name:<10} {stage:<12} {np.median(v):>10.2f} {np.percentile(v, 90):>10.2f}")
     return lines
-
-
-def _refuse_cpu_full_size(args: argparse.Namespace) -> bool:
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.full_size and not device.startswith("cuda"):
-        print("--full-size needs a GPU: the 3B model takes ~15 GB in float32 on a CPU and minutes per step "
-              "(50 timed steps per path would take hours); run scripts/gpu_bench.sh on a GPU machine")
-        return True
-    return False
 
 
 @dataclasses.dataclass
@@ -311,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         args.steps = 50
     if args.threads:
         torch.set_num_threads(args.threads)
-    if _refuse_cpu_full_size(args):
+    if refuse_cpu_full_size(args):
         return 2
     logging.getLogger("nora_ros.policy.nora.policy").setLevel(logging.ERROR)  # clipping notes of random weights
     if args.variant == "nora-1.5":
@@ -329,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_nora(config)
     label = "tiny random weights" if args.model is None else model
     if args.full_size:
-        loaded = dataclasses.replace(loaded, model=_full_size_model(loaded, loaded.device, loaded.dtype))
+        loaded = dataclasses.replace(loaded, model=full_size_model(loaded, loaded.device, loaded.dtype))
         label = "full-size NORA architecture (Qwen2.5-VL-3B, vocab 153713), random weights"
     cuda = loaded.device.startswith("cuda")
     policy = NoraPolicy(config, loaded=loaded)
@@ -409,21 +275,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _full_size_nora15(loaded, device: str, dtype: str):
-    """``loaded`` with random weights of NORA-1.5's size: the 3B VLM and its 36-layer expert."""
-    import dataclasses
-
-    import torch
-
-    from nora_ros.policy.nora.expert import ExpertConfig
-    from nora_ros.policy.nora.flow import ActionFlow
-
-    vlm = _full_size_model(loaded, device, dtype)
-    with torch.device(device):
-        flow = ActionFlow(ExpertConfig.from_vlm(vlm.config.text_config))
-    return dataclasses.replace(loaded, vlm=vlm, flow=flow.to(getattr(torch, dtype)).eval())
-
-
 def _stage_table(name: str, rows: list[dict[str, float]]) -> list[str]:
     lines = []
     for stage in rows[0]:
@@ -469,7 +320,7 @@ def run_nora15(args: argparse.Namespace) -> int:
     loaded = load_nora15(config)
     label = "tiny random weights" if args.model is None else model
     if args.full_size:
-        loaded = _full_size_nora15(loaded, loaded.device, loaded.dtype)
+        loaded = full_size_nora15(loaded, loaded.device, loaded.dtype)
         label = "full-size NORA-1.5 architecture (Qwen2.5-VL-3B + 36-layer expert), random weights"
     flow = Nora15Policy(dataclasses.replace(config, accelerate="off"), loaded=loaded)
     # Random weights rank action tokens far above <|im_end|> where a chunk ends, which the horizon

@@ -79,9 +79,9 @@ def _policy(args: argparse.Namespace, tmp: str):
         config = NoraConfig(model=model, variant="nora-1.5", **kwargs)
         loaded = load_nora15(config)
         if args.full_size:
-            from nora_ros.bench.policy import _full_size_nora15
+            from nora_ros.bench.full_size import full_size_nora15
 
-            loaded = _full_size_nora15(loaded, loaded.device, loaded.dtype)
+            loaded = full_size_nora15(loaded, loaded.device, loaded.dtype)
         return Nora15Policy(config, loaded=loaded), loaded.device
     from nora_ros.policy.nora.checkpoint import load_nora
     from nora_ros.policy.nora.policy import NoraPolicy
@@ -94,9 +94,9 @@ def _policy(args: argparse.Namespace, tmp: str):
     config = NoraConfig(model=model, variant=args.variant, **kwargs)
     loaded = load_nora(config)
     if args.full_size:
-        from nora_ros.bench.policy import _full_size_model
+        from nora_ros.bench.full_size import full_size_model
 
-        loaded = dataclasses.replace(loaded, model=_full_size_model(loaded, loaded.device, loaded.dtype))
+        loaded = dataclasses.replace(loaded, model=full_size_model(loaded, loaded.device, loaded.dtype))
     return NoraPolicy(config, loaded=loaded), loaded.device
 
 
