@@ -205,7 +205,8 @@ class SimConsolePort:
             created = sup.trial_created
             active = sup.state in (TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE)
             blind = self.plan is not None and self.plan.blind
-            model = "" if blind and active else sup.run_info.model_id
+            # Blind: no model before a trial is scored (while one runs, or before the first).
+            model = "" if blind and (active or sup.trial_id == 0) else sup.run_info.model_id
             return ConsoleStatus(
                 state=sup.state.value, trial_id=sup.trial_id, instruction=sup.instruction,
                 task=self._planned.task.name if self._planned and active else "",

@@ -59,7 +59,7 @@ def run_planned_trial(port: SimConsolePort) -> str:
 def test_blind_plan_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
     results = tmp_path / "results.jsonl"
     port = make_port(results)
-    assert port.status().plan.label == "trial 1 of 18"
+    assert port.status().plan.label == "trial 1 of 18" and port.status().model == ""
     revealed = [run_planned_trial(port) for _ in range(7)]
     assert all(revealed)
     port.start()  # trial 8 under way when the process dies: nothing of it is stored
