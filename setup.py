@@ -19,7 +19,7 @@ setup(
     version="0.1.0",
     description="Run the NORA vision-language-action model on an Interbotix WidowX arm, with or without ROS 2",
     packages=find_packages(include=["nora_ros", "nora_ros.*"]),
-    package_data={"nora_ros": ["py.typed"]},
+    package_data={"nora_ros": ["py.typed"], "nora_ros.console": ["static/*"]},
     # The message definitions, for rosbag2 without ROS (nora_ros.bag.types finds them here).
     data_files=[("share/nora_ros/msg", sorted(str(p) for p in pathlib.Path("msg").glob("*.msg")))],
     python_requires=">=3.10",
@@ -43,7 +43,10 @@ setup(
         "sim": ["mujoco>=3.1", "imageio>=2.30"],
         # mcap: salvaging bags cut short (rosbags needs the file's summary at its end).
         "bag": ["rosbags>=0.10", "mcap>=1.1"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "catkin_pkg>=1.0"],
+        # the operator console: aiohttp serves the page and the camera stream (async I/O);
+        # selenium drives Debian's chromium in the browser tests.
+        "console": ["aiohttp>=3.9", "pyyaml>=6"],
+        "test": ["pytest>=8", "selenium>=4.10", "hypothesis>=6.100", "ruff>=0.6", "catkin_pkg>=1.0"],
     },
     entry_points={"console_scripts": ["nora-ros = nora_ros.cli:main"]},
 )

@@ -4,6 +4,7 @@
     ros2 launch nora_ros sim.launch.py model:=declare-lab/nora    # NORA (a GPU for real time)
     ros2 launch nora_ros sim.launch.py model:=declare-lab/nora-1.5 variant:=nora-1.5 action_head:=flow
     ros2 topic pub --once /nora/instruction std_msgs/msg/String "{data: 'put the carrot in the pot'}"
+    (or open the operator console: http://127.0.0.1:8080/ ; console:=false leaves it out)
 
 The sim node owns the MuJoCo world: it publishes camera/image_raw and joint_states and takes
 the arm's joint commands on sim/joint_command (trajectory_msgs/JointTrajectory) and the gripper
@@ -13,13 +14,15 @@ instead of the Interbotix driver. The sim node scores each trial from the physic
 auto_score is on, so an instruction runs a trial that ends with a TrialResult.
 
 Discovery stays on this host unless discovery_range says otherwise; secure:=true keystore:=PATH
-runs every node in its SROS2 enclave (/nora/sim, /nora/policy, /nora/safety, /nora/supervisor)
+runs every node in its SROS2 enclave (/nora/sim, /nora/policy, /nora/safety, /nora/supervisor,
+/nora/console)
 with permissions enforced (make the keystore with nora-ros security init PATH).
 """
 
 import os
 
 from launch.actions import DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction, SetEnvironmentVariable
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
@@ -40,7 +43,9 @@ def _graph(context):
     setup = graph_setup(discovery_range=LaunchConfiguration("discovery_range").perform(context),
                         secure=LaunchConfiguration("secure").perform(context),
                         keystore=LaunchConfiguration("keystore").perform(context),
-                        roles=("sim", "policy", "safety", "supervisor"), environ=os.environ)
+                        roles=("sim", "policy", "safety", "supervisor")
+                        + (("console",) if LaunchConfiguration("console").perform(context) == "true" else ()),
+                        environ=os.environ)
     return [SetEnvironmentVariable(k, v) for k, v in setup.env.items()] + [LogInfo(msg=n) for n in setup.notes]
 
 
@@ -56,6 +61,8 @@ def generate_launch_description():
     results_file = LaunchConfiguration("results_file")
     namespace = LaunchConfiguration("namespace")
     log_level = LaunchConfiguration("log_level")
+    console = LaunchConfiguration("console")
+    console_port = LaunchConfiguration("console_port")
 
     arguments = [
         DeclareLaunchArgument(
@@ -93,6 +100,13 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "namespace", default_value="nora",
             description="Namespace of the nodes and topics (/nora/instruction, /nora/cmd, ...)."),
+        DeclareLaunchArgument(
+            "console", default_value="true", choices=["true", "false"],
+            description="Start the operator web console (console_node: 127.0.0.1 only unless its host "
+                        "parameter says otherwise, then with a token)."),
+        DeclareLaunchArgument(
+            "console_port", default_value="8080",
+            description="TCP port of the operator console (http://127.0.0.1:PORT/)."),
         DeclareLaunchArgument(
             "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
             description="Log level of the nodes."),
@@ -144,6 +158,16 @@ def generate_launch_description():
                 "model_id": ParameterValue(model, value_type=str),
             }],
             ros_arguments=ros_args + ["--enclave", "/nora/supervisor"],
+        ),
+        Node(
+            package="nora_ros", executable="console_node", name="console_node", output="screen",
+            condition=IfCondition(console),
+            parameters=[params_file, {
+                "port": ParameterValue(console_port, value_type=int),
+                "results_file": ParameterValue(results_file, value_type=str),
+                "model_id": ParameterValue(model, value_type=str),
+            }],
+            ros_arguments=ros_args + ["--enclave", "/nora/console"],
         ),
     ])
 

@@ -46,7 +46,8 @@ def _graph(context):
 
     started = {"camera": LaunchConfiguration("camera").perform(context),
                "policy": LaunchConfiguration("policy").perform(context),
-               "driver": LaunchConfiguration("driver").perform(context)}
+               "driver": LaunchConfiguration("driver").perform(context),
+               "console": LaunchConfiguration("console").perform(context)}
     roles = ["safety", "supervisor"] + [r for r, on in started.items() if on == "true"]
     setup = graph_setup(discovery_range=LaunchConfiguration("discovery_range").perform(context),
                         static_peers=LaunchConfiguration("static_peers").perform(context),
@@ -75,6 +76,8 @@ def generate_launch_description():
     results_file = LaunchConfiguration("results_file")
     namespace = LaunchConfiguration("namespace")
     log_level = LaunchConfiguration("log_level")
+    console = LaunchConfiguration("console")
+    console_port = LaunchConfiguration("console_port")
     secure = LaunchConfiguration("secure")
 
     arguments = [
@@ -143,6 +146,13 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "namespace", default_value="nora",
             description="Namespace of the NORA nodes and topics (/nora/instruction, /nora/cmd, ...)."),
+        DeclareLaunchArgument(
+            "console", default_value="true", choices=["true", "false"],
+            description="Start the operator web console (console_node: 127.0.0.1 only unless its host "
+                        "parameter says otherwise, then with a token)."),
+        DeclareLaunchArgument(
+            "console_port", default_value="8080",
+            description="TCP port of the operator console (http://127.0.0.1:PORT/)."),
         DeclareLaunchArgument(
             "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
             description="Log level of the NORA nodes."),
@@ -219,6 +229,16 @@ def generate_launch_description():
                 "model_id": ParameterValue(model, value_type=str),
             }],
             ros_arguments=ros_args + ["--enclave", "/nora/supervisor"],
+        ),
+        Node(
+            package="nora_ros", executable="console_node", name="console_node", output="screen",
+            condition=IfCondition(console),
+            parameters=[params_file, {
+                "port": ParameterValue(console_port, value_type=int),
+                "results_file": ParameterValue(results_file, value_type=str),
+                "model_id": ParameterValue(model, value_type=str),
+            }],
+            ros_arguments=ros_args + ["--enclave", "/nora/console"],
         ),
     ])
 

@@ -2,11 +2,11 @@
 # Set up nora_ros on a fresh machine without ROS: Debian's OSMesa for CPU rendering (when root),
 # a virtual environment, the CPU build of torch (pinned: an unpinned torch pulls GBs of CUDA
 # packages) and the package with its extras. Idempotent; used by README's quick start and .ci/run.
-#   usage: bash scripts/setup.sh [VENV_DIR] [EXTRAS]     (defaults: .venv  model,sim,bag,test)
+#   usage: bash scripts/setup.sh [VENV_DIR] [EXTRAS]     (defaults: .venv  model,sim,bag,console,test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${1:-.venv}"
-EXTRAS="${2:-model,sim,bag,test}"
+EXTRAS="${2:-model,sim,bag,console,test}"
 
 if ! dpkg -s libosmesa6 >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

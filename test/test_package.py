@@ -331,7 +331,7 @@ def test_sim_launch_needs_no_interbotix_and_runs_all_nodes():
     code = re.sub(r'""".*?"""', "", text, flags=re.S)
     assert "interbotix" not in code
     executables = {_const({k.arg: k.value for k in n.keywords}["executable"]) for n in _calls(ast.parse(text), "Node")}
-    assert executables == {"sim_node", "policy_node", "safety_node", "supervisor_node"}
+    assert executables == {"sim_node", "policy_node", "safety_node", "supervisor_node", "console_node"}
 
 
 def test_replay_launch_uses_sim_time_and_dry_run():

@@ -27,12 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not record the trials (default: one rosbag2 per trial in OUT/bags)")
     p.add_argument("--raw-images", action="store_true",
                    help="record sensor_msgs/Image instead of JPEG CompressedImage (about 20x larger)")
+    from nora_ros.console.command import add_console_args
+
+    add_console_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nora_ros.sim.expert import ScriptedExpertPolicy
 
+    if args.console:
+        from nora_ros.console.command import run_console
+
+        return run_console(args, lambda world: ScriptedExpertPolicy(world), model_id="scripted-expert")
     return run_sim_session(args, lambda world: ScriptedExpertPolicy(world), model_id="scripted-expert")
 
 

@@ -37,11 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-record", dest="record", action="store_false",
                    help="do not record the trials (default: one rosbag2 per trial in OUT/bags)")
     p.add_argument("--raw-images", action="store_true", help="record sensor_msgs/Image instead of JPEG")
+    from nora_ros.console.command import add_console_args
+
+    add_console_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nora_ros.commands.demo import run_sim_session
+    from nora_ros.console.command import run_console
+
+    # Same signature: with --console the operator drives the trials from the page.
+    session = run_console if args.console else run_sim_session
     from nora_ros.errors import ConfigurationError
 
     if args.policy == "nora":
@@ -54,14 +61,14 @@ def run(args: argparse.Namespace) -> int:
         config = NoraConfig(model=args.model, variant=args.variant, action_head=args.action_head,
                             unnorm_key=args.unnorm_key, device=args.device)
         policy = make_policy(config)
-        return run_sim_session(args, lambda world: policy, checkpoint=args.model, latency=args.latency)
+        return session(args, lambda world: policy, checkpoint=args.model, latency=args.latency)
     if args.policy == "replay":
         if not args.episode:
             raise ConfigurationError("--policy replay needs --episode FILE.npz")
         from nora_ros.policy.replay import ReplayPolicy
 
         policy = ReplayPolicy.from_npz(args.episode)
-        return run_sim_session(args, lambda world: policy, checkpoint=args.episode, latency=args.latency or 0.0)
+        return session(args, lambda world: policy, checkpoint=args.episode, latency=args.latency or 0.0)
     from nora_ros.sim.expert import ScriptedExpertPolicy
 
-    return run_sim_session(args, lambda world: ScriptedExpertPolicy(world), latency=args.latency or 0.0)
+    return session(args, lambda world: ScriptedExpertPolicy(world), latency=args.latency or 0.0)

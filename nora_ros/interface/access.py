@@ -48,11 +48,13 @@ ROLES: tuple[Role, ...] = (
     Role("safety", "safety_node", "the safety node, the only one that commands the arm", ("widowx", "sim")),
     Role("supervisor", "supervisor_node", "the trial supervisor", ("widowx", "sim")),
     Role("sim", "sim_node", "the MuJoCo simulator (sim.launch.py only)", ("sim",)),
+    Role("console", "console_node", "the operator web console: instructs, scores and e-stops through the "
+         "same topics and services as an operator's terminal", ("widowx", "sim")),
     Role("driver", "", "Interbotix's xs driver and its helpers (widowx.launch.py)", ("widowx",)),
     Role("operator", "", "people's terminals: ros2 topic/service/param, rosbag2 record", ()),
 )
-"""Every role. A console node, where one exists, would be one more role with the operator's
-grants; this package has none."""
+"""Every role. The console node has the operator's grants on the trial and safety topics and
+services, and none on anything that moves the arm."""
 
 ROLE_NAMES = tuple(r.name for r in ROLES)
 NODE_ROLES = tuple(r.name for r in ROLES if r.node)
@@ -104,20 +106,21 @@ DRIVER_COMMANDS = (DRIVER_JOINT_GROUP, DRIVER_JOINT_SINGLE, DRIVER_TRAJECTORY)
 publishes them."""
 
 NORA_NODES = ("camera", "policy", "safety", "supervisor", "sim")
+_CONSOLE = ("console",)
 
 TOPICS: tuple[TopicAccess, ...] = (
-    TopicAccess(t.IMAGE, ("camera", "sim"), ("policy",) + _WATCH),
+    TopicAccess(t.IMAGE, ("camera", "sim"), ("policy",) + _CONSOLE + _WATCH),
     TopicAccess(t.COMPRESSED, ("camera",), ("policy",) + _WATCH),
     TopicAccess(t.CAMERA_INFO, ("camera", "sim"), _WATCH),
-    TopicAccess(t.INSTRUCTION, ("operator",), ("supervisor",) + _WATCH),
-    TopicAccess(t.TRIAL_STATUS, ("supervisor",), ("policy", "safety", "sim") + _WATCH, acts_on=True),
-    TopicAccess(TRIAL_SCORE, ("operator", "sim"), ("supervisor",) + _WATCH),
+    TopicAccess(t.INSTRUCTION, ("operator",) + _CONSOLE, ("supervisor",) + _WATCH),
+    TopicAccess(t.TRIAL_STATUS, ("supervisor",), ("policy", "safety", "sim") + _CONSOLE + _WATCH, acts_on=True),
+    TopicAccess(TRIAL_SCORE, ("operator", "sim") + _CONSOLE, ("supervisor",) + _WATCH),
     TopicAccess(TRIAL_FAULT, ("policy", "safety"), ("supervisor",) + _WATCH),
     TopicAccess(t.TRIAL_RESULT, ("supervisor",), _WATCH),
-    TopicAccess(t.ACTION_CHUNK, ("policy",), _WATCH),
+    TopicAccess(t.ACTION_CHUNK, ("policy",), _CONSOLE + _WATCH),
     TopicAccess(t.CMD, ("policy",), ("safety", "supervisor") + _WATCH, acts_on=True),
     TopicAccess(t.CMD_SAFE, ("safety",), _WATCH),
-    TopicAccess(t.SAFETY_STATUS, ("safety",), ("supervisor",) + _WATCH),
+    TopicAccess(t.SAFETY_STATUS, ("safety",), ("supervisor",) + _CONSOLE + _WATCH),
     TopicAccess(t.JOINT_STATES, ("sim",), ("safety",) + _WATCH),
     TopicAccess(t.GROUND_TRUTH, ("sim",), ("policy",) + _WATCH),
     TopicAccess(SIM_JOINT_COMMAND, ("safety",), ("sim",) + _WATCH, acts_on=True),
@@ -130,9 +133,9 @@ TOPICS: tuple[TopicAccess, ...] = (
 )
 
 SERVICES: tuple[ServiceAccess, ...] = (
-    ServiceAccess("safety/estop", "std_srvs/srv/Trigger", ("safety",), ("operator",)),
-    ServiceAccess("safety/reset", "std_srvs/srv/Trigger", ("safety",), ("operator",), guarded=True),
-    ServiceAccess("safety/enable", "std_srvs/srv/SetBool", ("safety",), ("operator",), guarded=True),
+    ServiceAccess("safety/estop", "std_srvs/srv/Trigger", ("safety",), ("operator",) + _CONSOLE),
+    ServiceAccess("safety/reset", "std_srvs/srv/Trigger", ("safety",), ("operator",) + _CONSOLE, guarded=True),
+    ServiceAccess("safety/enable", "std_srvs/srv/SetBool", ("safety",), ("operator",) + _CONSOLE, guarded=True),
     ServiceAccess("/{robot}/set_operating_modes", "interbotix_xs_msgs/srv/OperatingModes", ("driver",), ("safety",)),
     ServiceAccess("/{robot}/set_motor_registers", "interbotix_xs_msgs/srv/RegisterValues", ("driver",), ("safety",)),
 )

@@ -279,21 +279,39 @@ SIM_PARAMS: tuple[ParamSpec, ...] = (
 )
 
 
+CONSOLE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("host", "127.0.0.1", "Bind address of the operator console. Any address other than loopback "
+              "requires the token on every changing request; from another computer prefer an SSH tunnel.",
+              read_only=True),
+    ParamSpec("port", 8080, "TCP port of the operator console.", minimum=1, maximum=65535, read_only=True),
+    ParamSpec("token", "", "Token for a non-loopback bind (at least 16 characters); empty: generated at start and "
+              "printed in the log.", read_only=True),
+    ParamSpec("public_view", False, "Let anyone who reaches the console watch it without the token (changes still "
+              "need it).", read_only=True),
+    ParamSpec("results_file", "nora_results.jsonl", "The supervisor's results file, read for the live results "
+              "table (the console must run on the supervisor's machine to show it).", read_only=True),
+    ParamSpec("model_id", "", "Model shown on the page (the policy node's); empty: not shown.", read_only=True),
+    ParamSpec("presets", [], "Instructions offered as presets on the page.", type="str_array", read_only=True),
+)
+
+
 def node_params(node: str) -> tuple[ParamSpec, ...]:
-    """The parameters of ``node`` (camera_node, policy_node, safety_node, supervisor_node, sim_node)."""
+    """The parameters of ``node`` (camera_node, policy_node, safety_node, supervisor_node, sim_node,
+    console_node)."""
     table = {
         "camera_node": lambda: CAMERA_PARAMS,
         "policy_node": policy_params,
         "safety_node": safety_params,
         "supervisor_node": supervisor_params,
         "sim_node": lambda: SIM_PARAMS,
+        "console_node": lambda: CONSOLE_PARAMS,
     }
     if node not in table:
         raise ConfigurationError(f"unknown node '{node}'; known: {sorted(table)}")
     return table[node]()
 
 
-NODES = ("camera_node", "policy_node", "safety_node", "supervisor_node", "sim_node")
+NODES = ("camera_node", "policy_node", "safety_node", "supervisor_node", "sim_node", "console_node")
 
 
 def policy_config(values: Mapping[str, Any]):

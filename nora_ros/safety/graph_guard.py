@@ -223,7 +223,8 @@ def rules_for(namespace: str, node_fqn: str, *, robot_name: str, arm_topics: Seq
     absolute command topics of the arm backend in use: the xs driver's
     ``/<robot_name>/commands/*``, the sim's joint and gripper topics) with the safety node itself
     (``node_fqn``) as the only publisher; each guarded service with ``operator_nodes`` (fully
-    qualified names or fnmatch patterns) as the allowed callers."""
+    qualified names or fnmatch patterns) and the nodes of the table's other callers (the console
+    node) as the allowed callers."""
     from nora_ros.interface import access
 
     ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
@@ -235,5 +236,6 @@ def rules_for(namespace: str, node_fqn: str, *, robot_name: str, arm_topics: Seq
     rules += [Rule(name, PUBLISHERS, (node_fqn,)) for name in dict.fromkeys(arm_topics)]
     for s in access.SERVICES:
         if s.guarded:
-            rules.append(Rule(access.absolute(s.name, namespace, robot_name), CLIENTS, tuple(operator_nodes)))
+            nodes = tuple(f"{ns}/{access.role(r).node}" for r in s.clients if access.role(r).node)
+            rules.append(Rule(access.absolute(s.name, namespace, robot_name), CLIENTS, tuple(operator_nodes) + nodes))
     return tuple(rules)

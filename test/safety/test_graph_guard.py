@@ -56,7 +56,8 @@ def test_rules_come_from_the_access_table():
     assert rules["/nora/trial/status"].allowed == ("/nora/supervisor_node",)
     for t in ("joint_group", "joint_single", "joint_trajectory"):
         assert rules[f"/wx250s/commands/{t}"].allowed == ("/nora/safety_node",)
-    assert rules["/nora/safety/enable"] == Rule("/nora/safety/enable", CLIENTS, ("/_ros2cli_*",))
+    # the operator's CLI (a parameter) and the console node (the access table)
+    assert rules["/nora/safety/enable"] == Rule("/nora/safety/enable", CLIENTS, ("/_ros2cli_*", "/nora/console_node"))
     assert rules["/nora/safety/reset"].kind == CLIENTS
     assert "/nora/safety/estop" not in rules  # anyone may stop the arm
     assert "/nora/sim/joint_command" not in rules  # not the arm backend in use
@@ -125,7 +126,8 @@ def test_service_clients_from_unexpected_nodes_latch_the_operators_cli_does_not(
     snap = _clean()
     graph = SnapshotGraph(snap)
     guard = GraphGuard(_rules())
-    snap["/nora/safety/enable"] = [Endpoint("_ros2cli_requester_std_srvs_SetBool", "/")]
+    snap["/nora/safety/enable"] = [Endpoint("_ros2cli_requester_std_srvs_SetBool", "/"),
+                                   Endpoint("console_node", "/nora")]
     assert guard.check(graph, 0.0).clean
     snap["/nora/safety/enable"].append(Endpoint("enabler", "/lab"))
     check = guard.check(graph, 0.1)

@@ -97,8 +97,8 @@ def test_init_stops_at_the_first_failing_command(tmp_path):
 
 
 @pytest.mark.parametrize("name, enclaves", [
-    ("sim.launch.py", {"sim", "policy", "safety", "supervisor"}),
-    ("widowx.launch.py", {"camera", "policy", "safety", "supervisor"}),
+    ("sim.launch.py", {"sim", "policy", "safety", "supervisor", "console"}),
+    ("widowx.launch.py", {"camera", "policy", "safety", "supervisor", "console"}),
 ])
 def test_launch_files_start_each_node_in_its_enclave(name, enclaves):
     text = (REPO / "launch" / name).read_text()

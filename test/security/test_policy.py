@@ -31,7 +31,8 @@ def who(kind: str, name: str) -> set[str]:
     return {e for e in ENCLAVES if may(e, kind, name)}
 
 
-# What issue 15 asks (the sim also scores trials: its auto_score publishes trial/score).
+# What issue 15 asks (the sim also scores trials: its auto_score publishes trial/score), with the
+# operator console of issue 13 beside the operator: it instructs, scores and calls the safety services.
 EXPECTED = [
     ("publish", "/nora/cmd", {"/nora/policy"}),
     ("publish", "/nora/cmd_safe", {"/nora/safety"}),
@@ -43,11 +44,11 @@ EXPECTED = [
     ("publish", "/nora/sim/gripper_command", {"/nora/safety"}),
     ("publish", "/nora/trial/status", {"/nora/supervisor"}),
     ("publish", "/nora/trial/result", {"/nora/supervisor"}),
-    ("publish", "/nora/instruction", {"/nora/operator"}),
-    ("publish", "/nora/trial/score", {"/nora/operator", "/nora/sim"}),
-    ("request", "/nora/safety/estop", {"/nora/operator"}),
-    ("request", "/nora/safety/reset", {"/nora/operator"}),
-    ("request", "/nora/safety/enable", {"/nora/operator"}),
+    ("publish", "/nora/instruction", {"/nora/operator", "/nora/console"}),
+    ("publish", "/nora/trial/score", {"/nora/operator", "/nora/sim", "/nora/console"}),
+    ("request", "/nora/safety/estop", {"/nora/operator", "/nora/console"}),
+    ("request", "/nora/safety/reset", {"/nora/operator", "/nora/console"}),
+    ("request", "/nora/safety/enable", {"/nora/operator", "/nora/console"}),
     ("reply", "/nora/safety/estop", {"/nora/safety"}),
     ("reply", "/nora/safety/reset", {"/nora/safety"}),
     ("reply", "/nora/safety/enable", {"/nora/safety"}),
@@ -61,7 +62,7 @@ def test_policy_grants_exactly_the_issue_pairs(kind, name, enclaves):
 
 def test_every_role_has_its_enclave():
     assert ENCLAVES == sorted(f"/nora/{r}" for r in ("camera", "policy", "safety", "supervisor", "sim", "driver",
-                                                     "operator"))
+                                                     "operator", "console"))
 
 
 def test_the_policy_matches_the_access_table_topic_by_topic():
