@@ -42,7 +42,6 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -50,13 +49,14 @@ import torch
 from nora_ros.actions import ActionChunk
 from nora_ros.camera.frame import Frame
 from nora_ros.errors import FastDecodeError, InvalidInputError, NoraError, PolicyError
+from nora_ros.policy.base import Policy
 from nora_ros.policy.nora.compat import decoder_api
 from nora_ros.policy.nora.decoding import FastConstraintProcessor
 from nora_ros.policy.nora.generation import GreedySettings
+from nora_ros.policy.nora.outputs import finish_actions
 
-if TYPE_CHECKING:
-    from nora_ros.policy.nora.flow_policy import Nora15Policy
-    from nora_ros.policy.nora.policy import NoraPolicy
+# The policies below are NoraPolicy and Nora15Policy; they are annotated as Policy because those
+# modules call into this one (an import back would be a cycle).
 
 PAD_ID = 151643
 """``<|endoftext|>``, Qwen2.5's padding token (any id would do: padding is masked)."""
@@ -207,7 +207,7 @@ def batched_constrained_greedy(
     return generated
 
 
-def prepare_rows(policy: NoraPolicy | Nora15Policy, frames: Sequence[Frame],
+def prepare_rows(policy: Policy, frames: Sequence[Frame],
                  instructions: Sequence[str]) -> list[dict | NoraError]:
     """Each observation's prompt tensors, or the :class:`NoraError` that refuses it (a bad
     instruction, an image of the wrong encoding): one robot's bad input fails only its row."""
@@ -222,10 +222,8 @@ def prepare_rows(policy: NoraPolicy | Nora15Policy, frames: Sequence[Frame],
     return rows
 
 
-def nora_act_batch(policy: NoraPolicy, frames: Sequence[Frame], instructions: Sequence[str]) -> list[RowResult]:
+def nora_act_batch(policy: Policy, frames: Sequence[Frame], instructions: Sequence[str]) -> list[RowResult]:
     """:meth:`NoraPolicy.act` for several observations in one forward pass (see the module docstring)."""
-    from nora_ros.policy.nora.policy import finish_actions
-
     t0 = time.perf_counter()
     prepared = prepare_rows(policy, frames, instructions)
     out: list[RowResult] = [r if isinstance(r, NoraError) else None for r in prepared]  # type: ignore[misc]
@@ -274,7 +272,7 @@ def nora_act_batch(policy: NoraPolicy, frames: Sequence[Frame], instructions: Se
     return out
 
 
-def flow_sample_batch(policy: Nora15Policy, frames: Sequence[Frame], instructions: Sequence[str],
+def flow_sample_batch(policy: Policy, frames: Sequence[Frame], instructions: Sequence[str],
                       robots: Sequence[str] | None = None, rows: Sequence[dict] | None = None) -> FlowBatch:
     """The normalized ``(B, T, 7)`` chunks of several observations: one prefill, batched Euler steps.
 
@@ -340,11 +338,9 @@ class FlowBatch:
     started: float
 
 
-def flow_act_batch(policy: Nora15Policy, frames: Sequence[Frame], instructions: Sequence[str],
+def flow_act_batch(policy: Policy, frames: Sequence[Frame], instructions: Sequence[str],
                    robots: Sequence[str] | None = None) -> list[RowResult]:
     """:meth:`Nora15Policy.act` for several observations (:func:`flow_sample_batch`), as chunks."""
-    from nora_ros.policy.nora.policy import finish_actions
-
     prepared = prepare_rows(policy, frames, instructions)
     out: list[RowResult] = [r if isinstance(r, NoraError) else None for r in prepared]  # type: ignore[misc]
     good = [i for i, r in enumerate(prepared) if not isinstance(r, NoraError)]

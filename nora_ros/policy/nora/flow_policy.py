@@ -9,7 +9,7 @@ One observation becomes one ``(5, 7)`` chunk in timed stages:
    (no logits are computed: only the cache is used).
 3. ``denoise_0`` .. ``denoise_{n-1}``: the Euler steps of :func:`~nora_ros.policy.nora.flow.sample_actions`
    from seeded noise (the generator restarts at :meth:`Nora15Policy.reset`, so a trial replays).
-4. ``unnormalize``: :func:`~nora_ros.policy.nora.policy.finish_actions` (mask-aware: the gripper
+4. ``unnormalize``: :func:`~nora_ros.policy.nora.outputs.finish_actions` (mask-aware: the gripper
    stays as predicted; values outside the training range clipped and reported in ``metadata``).
 
 Precision: float32 by default, as the reference runs (it loads without a dtype); on the tiny
@@ -48,7 +48,7 @@ from nora_ros.policy.base import ChunkGuide, Policy
 from nora_ros.policy.nora.config import AUTO_VARIANT, NoraConfig
 from nora_ros.policy.nora.inputs import observation_inputs
 from nora_ros.policy.nora.nora15 import LoadedNora15, load_nora15
-from nora_ros.policy.nora.policy import CLIP_LOG_PERIOD, finish_actions
+from nora_ros.policy.nora.outputs import CLIP_LOG_PERIOD, finish_actions
 from nora_ros.policy.nora.prompt import PromptBuilder
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from nora_ros.actions import ACTION_DIM, GRIPPER_DIM, ActionChunk, NormStats
+from nora_ros.actions import ACTION_DIM, ActionChunk
 from nora_ros.camera.frame import Frame
 from nora_ros.camera.preprocess import MODEL_IMAGE_SIZE, PatchSpec
 from nora_ros.errors import ConfigurationError, FastDecodeError, ModelLoadError, PolicyError
@@ -39,42 +39,16 @@ from nora_ros.policy.base import Policy
 from nora_ros.policy.nora.checkpoint import LoadedNora, load_nora
 from nora_ros.policy.nora.config import AUTO_VARIANT, NoraConfig
 from nora_ros.policy.nora.inputs import observation_inputs
+from nora_ros.policy.nora.outputs import CLIP_LOG_PERIOD, finish_actions
 from nora_ros.policy.nora.prompt import PromptBuilder
 from nora_ros.policy.nora.qwen_vocab import ACTION_TOKEN_OFFSET, IM_END_ID, N_ACTION_TOKENS
 
-CLIP_LOG_PERIOD = 5.0
-"""Seconds between two warnings about actions clipped to the training range."""
 log = logging.getLogger(__name__)
 
 STATIC_CACHE_LEN = 512
 """Tokens the accelerated decoder's preallocated cache holds (``accelerate: on``): NORA's prompt is
 91 tokens for a 5-word instruction, plus at most a chunk's tokens; a longer prompt decodes
 eagerly for that step."""
-
-
-def finish_actions(normalized: np.ndarray, stats: NormStats) -> tuple[np.ndarray, dict[str, object]]:
-    """Unnormalize a ``(T, 7)`` chunk; clip what lies outside the training range and say so.
-
-    Normalized values beyond ``[-1, 1]`` are outside everything NORA was trained on (its
-    targets were clipped there); they are clipped back and counted. The gripper ends in
-    ``[0, 1]``. Returns the actions and a report (empty dict when nothing was clipped).
-    """
-    x = np.asarray(normalized, dtype=np.float64)
-    report: dict[str, object] = {}
-    over = (np.abs(x) > 1.0) & stats.mask
-    if over.any():
-        report["clipped_normalized"] = {
-            "count": int(over.sum()),
-            "dims": sorted({int(d) for d in np.argwhere(over)[:, 1]}),
-            "max_abs": float(np.abs(x[over]).max()),
-        }
-        x = np.where(over, np.clip(x, -1.0, 1.0), x)
-    a = stats.finish_gripper(stats.unnormalize(x))
-    g = a[:, GRIPPER_DIM]
-    if np.any((g < 0.0) | (g > 1.0)):
-        report["clipped_gripper"] = {"values": [float(v) for v in g], "range": [0.0, 1.0]}
-        a[:, GRIPPER_DIM] = np.clip(g, 0.0, 1.0)
-    return a, report
 
 
 def _tie_variant(config: NoraConfig, loaded: LoadedNora) -> NoraConfig:
