@@ -65,20 +65,20 @@ def run(args: argparse.Namespace) -> int:
     except NoraError as exc:
         print(f"nora-ros experiment: {exc}", file=sys.stderr)
         return 2
+    from nora_ros.experiment.chunking import load_results
+
     results_path = args.out / "results.jsonl"
+    already = len(load_results(results_path))
+    if already:
+        print(f"resuming: {already} trials already in {results_path}", file=sys.stderr)
     start = time.perf_counter()
 
     def progress(done: int, total: int, m) -> None:
-        rate = (time.perf_counter() - start) / max(1, done - first[0]) if done > first[0] else 0.0
-        left = rate * (total - done)
+        per_trial = (time.perf_counter() - start) / max(1, done - already)
+        left = per_trial * (total - done)
         print(f"[{done}/{total}] {m.cell} seed {m.seed}: {'success' if m.success else 'failure'} in {m.time_s:.1f} s, "
               f"jerk {m.rms_jerk:.1f}, skipped {m.skipped}  (about {left / 60:.1f} min left)", file=sys.stderr, flush=True)
 
-    from nora_ros.experiment.chunking import load_results
-
-    first = [len(load_results(results_path))]
-    if first[0]:
-        print(f"resuming: {first[0]} trials already in {results_path}", file=sys.stderr)
     try:
         results = run_grid(config, results_path, jobs=args.jobs, progress=progress)
     except NoraError as exc:

@@ -159,6 +159,11 @@ class HoldExecutor:
     def active(self) -> bool:
         return self.current is not None or self.pending is not None
 
+    @property
+    def waiting(self) -> bool:
+        """A chunk has arrived and not started yet."""
+        return self.pending is not None
+
     def decide(self, tick: Tick) -> Decision:
         if self.current is not None and self.current.position(tick.motion) >= self.limit - EPS:
             self.current = None
@@ -220,6 +225,10 @@ class InterpolateExecutor(HoldExecutor):
     _path: object = None
     _path_start: float = 0.0
 
+    def clear(self) -> None:
+        super().clear()
+        self.velocity = np.zeros(6)
+
     def _started(self, placed: PlacedChunk, tick: Tick) -> None:
         start = max(0.0, placed.position(tick.motion))
         self._path = chunk_path(placed, start, self.limit, self.velocity)
@@ -264,6 +273,10 @@ class _Overlapping:
     @property
     def active(self) -> bool:
         return bool(self.chunks or self.incoming)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.incoming)
 
     def _admit(self, tick: Tick) -> None:
         for placed in self.incoming:

@@ -196,9 +196,7 @@ class PolicyLoop:
             return
         if self.scheduler.wants_observation(now, self._expected_latency, frame.stamp):
             guide = self.scheduler.guide(frame.stamp, self._expected_latency)
-            submitted = (self.worker.submit(frame, self.instruction, now) if guide is None
-                         else self.worker.submit(frame, self.instruction, now, guide=guide))
-            if submitted:
+            if self.worker.submit(frame, self.instruction, now, guide=guide):
                 # One inference is in flight at a time, so the next outcome is this one.
                 self._inflight_trial = self.trial_id
                 self._last_submitted = frame.stamp

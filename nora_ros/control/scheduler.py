@@ -139,7 +139,6 @@ class ActionScheduler:
         self._last_observed = -math.inf
         self._period = 0.2
         self._horizon = 1
-        self._last_tick: float | None = None
 
     # ------------------------------------------------------------------ input
     def offer(self, chunk: ActionChunk) -> None:
@@ -157,17 +156,13 @@ class ActionScheduler:
         """Forget every chunk (trial ended, e-stop, policy disabled)."""
         self.executor.clear()
         self._last_observed = -math.inf
-        if isinstance(self.executor, InterpolateExecutor):
-            self.executor.velocity[:] = 0.0
 
     # ------------------------------------------------------------------ output
     def command_at(self, now: float) -> Scheduled:
         """The command for the control tick at ``now`` (seconds, the chunks' clock)."""
         motion = self.clock.tick(now)
-        dt = self.config.tick_period if self.config.tick_period > 0 else (
-            now - self._last_tick if self._last_tick is not None and now > self._last_tick else 0.0)
-        self._last_tick = now
-        decision = self.executor.decide(Tick(now, motion, dt))
+        # only hold runs on exact tick times (tick_period 0), and hold does not sample a path
+        decision = self.executor.decide(Tick(now, motion, self.config.tick_period))
         self.clock.moved(decision.command is not None)
         return Scheduled(decision.command, decision.reason, decision.step_key)
 
@@ -181,14 +176,11 @@ class ActionScheduler:
         with a 5 Hz camera not in step with the control timer: one-action chunks ran a quarter of
         their step)."""
         motion = self.clock.at(now)
-        if frame_stamp is not None and self.executor.remaining(motion) <= EPS and not self._pending_chunk():
+        if frame_stamp is not None and self.executor.remaining(motion) <= EPS and not self.executor.waiting:
             if motion - self.clock.at(frame_stamp) > EPS:
                 return False
         outlook = Outlook(self.config.tick_period, self._last_observed, self._period, self._horizon)
         return self.executor.wants(motion, expected_latency, outlook)
-
-    def _pending_chunk(self) -> bool:
-        return getattr(self.executor, "pending", None) is not None or bool(getattr(self.executor, "incoming", ()))
 
     def guide(self, frame_stamp: float, expected_latency: float) -> ChunkGuide | None:
         """``rtc``: what the executing chunk plans from the frame at ``frame_stamp`` on, for the

@@ -200,14 +200,14 @@ def run_cell(config: ExperimentConfig, cell: Cell, seeds: list[int]) -> Iterator
                             latency=cell.latency, render=config.policy.renders, max_steps=config.max_steps,
                             arm_config=MujocoArmConfig(streaming=True))
     sampler = EeSampler(stack.world)
-    scheduler = stack.loop.policy
+    policy_loop = stack.loop.policy
     instruction = TASKS[config.task].instruction
     try:
         for seed in seeds:
             sampler.clear()
             if hasattr(stack.policy, "reseed"):
                 stack.policy.reseed(seed)  # a seed's trial is the same whatever ran before it (resume)
-            skipped, dropped = scheduler.scheduler.skipped, scheduler.scheduler.dropped
+            skipped, dropped = policy_loop.scheduler.skipped, policy_loop.scheduler.dropped
             log = run_sim_trial(stack.world, stack.arm, stack.loop, stack.supervisor, instruction, seed=seed)
             points = np.array(sampler.points)
             success = log.outcome.startswith("success")
@@ -215,7 +215,7 @@ def run_cell(config: ExperimentConfig, cell: Cell, seeds: list[int]) -> Iterator
                 cell=cell.key, mode=v.mode, execute_steps=v.execute_steps, rate=cell.rate, latency=cell.latency,
                 seed=seed, success=success, outcome=log.outcome, time_s=log.sim_s,
                 rms_jerk=rms_jerk(points), path_length=path_length(points),
-                skipped=scheduler.scheduler.skipped - skipped, dropped=scheduler.scheduler.dropped - dropped,
+                skipped=policy_loop.scheduler.skipped - skipped, dropped=policy_loop.scheduler.dropped - dropped,
                 ticks=len(log.ticks), holds=sum(1 for r in log.ticks if r.hold_reason),
                 limits=dict(log.limits))
     finally:
