@@ -15,7 +15,7 @@ import math
 import types
 from dataclasses import dataclass, field
 
-from ros_msg_standins import MSG, all_specs, build_classes, parse_msg
+from ros_msg_standins import MSG, SRV, all_specs, build_classes, parse_msg
 
 INTERBOTIX = {
     "interbotix_xs_msgs/JointGroupCommand": "string name\nfloat32[] cmd",
@@ -140,20 +140,63 @@ class Timer:
         self.cancelled = True
 
 
+class Future:
+    """rclpy's Future as the shells use it: done(), result(), add_done_callback()."""
+
+    def __init__(self):
+        self._done, self._result, self._callbacks = False, None, []
+
+    def done(self):
+        return self._done
+
+    def result(self):
+        return self._result
+
+    def set_result(self, value):
+        self._done, self._result = True, value
+        for cb in self._callbacks:
+            cb(self)
+
+    def add_done_callback(self, cb):
+        if self._done:
+            cb(self)
+        else:
+            self._callbacks.append(cb)
+
+
 @dataclass
 class Client:
-    """A service client whose server is always there and answers at once (the driver's services)."""
+    """A service client whose server is always there. ``respond(request)`` makes the answer
+    (default ``None``, as the driver's services were used); with ``hold`` the futures stay pending
+    until the test calls :meth:`answer`."""
 
     srv_type: object
     name: str
     requests: list = field(default_factory=list)
+    respond: object = None
+    hold: bool = False
+    pending: list = field(default_factory=list)
 
     def wait_for_service(self, timeout_sec=None):
         return True
 
+    def service_is_ready(self):
+        return True
+
     def call_async(self, request):
         self.requests.append(request)
-        return types.SimpleNamespace(done=lambda: True, result=lambda: None)
+        future = Future()
+        if self.hold:
+            self.pending.append((request, future))
+        else:
+            future.set_result(self.respond(request) if self.respond else None)
+        return future
+
+    def answer(self):
+        """Answer every held request with ``respond``."""
+        pending, self.pending = self.pending, []
+        for request, future in pending:
+            future.set_result(self.respond(request) if self.respond else None)
 
 
 class Clock:
@@ -275,11 +318,11 @@ class Node:
         self.subscriptions[topic] = callback
         return types.SimpleNamespace(topic=topic, qos=qos)
 
-    def create_service(self, srv_type, name, callback):
+    def create_service(self, srv_type, name, callback, callback_group=None, **_):
         self.services[name] = (srv_type, callback)
         return name
 
-    def create_client(self, srv_type, name):
+    def create_client(self, srv_type, name, callback_group=None, **_):
         client = Client(srv_type, name)
         self.clients[name] = client
         return client
@@ -403,6 +446,15 @@ Trigger = _service("Trigger", {}, {"success": False, "message": ""})
 SetBool = _service("SetBool", {"data": False}, {"success": False, "message": ""})
 
 
+class MultiThreadedExecutor:
+    def __init__(self, num_threads=None):
+        self.num_threads = num_threads
+
+
+class MutuallyExclusiveCallbackGroup:
+    pass
+
+
 # --------------------------------------------------------------------------- install
 
 
@@ -441,7 +493,7 @@ def install(monkeypatch) -> None:
     spun = []
     NAMED_LOGGERS.clear()
 
-    def spin(node):
+    def spin(node, executor=None):
         spun.append(node)
         raise SpinStop()
 
@@ -456,7 +508,10 @@ def install(monkeypatch) -> None:
            InvalidParameterTypeException=InvalidParameterTypeException,
            InvalidParameterValueException=InvalidParameterValueException)
     module("rclpy.logging", get_logger=get_logger)
-    module("rclpy.executors", ExternalShutdownException=type("ExternalShutdownException", (Exception,), {}))
+    module("rclpy.executors", ExternalShutdownException=type("ExternalShutdownException", (Exception,), {}),
+           MultiThreadedExecutor=MultiThreadedExecutor)
+    module("rclpy.callback_groups", MutuallyExclusiveCallbackGroup=MutuallyExclusiveCallbackGroup,
+           ReentrantCallbackGroup=MutuallyExclusiveCallbackGroup)
     module("rclpy.signals", SignalHandlerOptions=types.SimpleNamespace(NO="no", ALL="all"))
     module("rcl_interfaces")
     module("rcl_interfaces.msg", ParameterDescriptor=ParameterDescriptor, FloatingPointRange=FloatingPointRange,
@@ -471,6 +526,7 @@ def install(monkeypatch) -> None:
         if pkg != "nora_ros":
             module(pkg)
         module(f"{pkg}.msg", **classes)
+    module("nora_ros.srv", **{full.split("/")[1]: cls for full, cls in SRV.items()})
     module("interbotix_xs_msgs")
     module("interbotix_xs_msgs.msg", JointGroupCommand=_XS["interbotix_xs_msgs/JointGroupCommand"],
            JointSingleCommand=_XS["interbotix_xs_msgs/JointSingleCommand"])

@@ -264,3 +264,28 @@ def build_classes(specs: dict[str, MsgSpec] | None = None) -> dict[str, type]:
 
 
 MSG = build_classes()
+
+
+def repo_service_specs() -> dict[str, tuple[MsgSpec, MsgSpec]]:
+    """Our services from srv/*.srv as (request, response) specs, keyed "nora_ros/Name"."""
+    out = {}
+    for p in sorted((REPO / "srv").glob("*.srv")):
+        request, sep, response = p.read_text().partition("\n---\n")
+        if not sep:
+            raise ValueError(f"{p}: no '---' line between request and response")
+        name = f"nora_ros/{p.stem}"
+        out[name] = (parse_msg(request, name + "_Request"), parse_msg(response, name + "_Response"))
+    return out
+
+
+def build_services() -> dict[str, type]:
+    """A class per service with ``Request`` and ``Response`` message classes (checked fields)."""
+    out = {}
+    for name, (req, resp) in repo_service_specs().items():
+        classes = build_classes({**all_specs(), name + "_Request": req, name + "_Response": resp})
+        out[name] = type(name.split("/")[1], (), {"Request": classes[name + "_Request"],
+                                                 "Response": classes[name + "_Response"]})
+    return out
+
+
+SRV = build_services()

@@ -3,6 +3,12 @@
 
 - ``instruction`` text starts (or queues) a trial; ``trial/score`` text judges it; a component's
   ``trial/fault`` text ends it as a fault.
+- ``trial/start`` (a service: the console, an evaluation plan) starts a trial with its task,
+  model and the model id the policy's chunks must report; it never queues. ``trial/stop`` ends
+  the rollout for scoring.
+- ``action_chunk``: while a trial started that way runs, every chunk must come from the model
+  it was started for; a chunk from another ends the trial as a fault (a trial is never stored
+  under a model that did not run it).
 - ``safety/status``: a latched e-stop aborts the trial and blocks new ones until it is reset;
   ``at_start`` for the current trial (while RESETTING) starts the policy; the first time each
   limit acts in a trial it is recorded in the trial's result.
@@ -26,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nora_ros.errors import ConfigurationError, NoraError
-from nora_ros.trials.state import TrialState
+from nora_ros.trials.state import RunInfo, TrialState
 from nora_ros.trials.supervisor import TrialSupervisor
 
 _WATCHED = (TrialState.RESETTING, TrialState.RUNNING)
@@ -50,6 +56,7 @@ class SupervisorInputs:
         self._last_action: tuple[int, int] | None = None
         self._limits_seen: set[str] = set()
         self._limits_trial = 0
+        self._served: tuple[int, str] = (0, "")  # (trial id, the model its chunks must come from)
 
     def _clock(self, now: float) -> float:
         self._now = max(self._now, float(now))
@@ -61,6 +68,39 @@ class SupervisorInputs:
         except NoraError as exc:
             return f"instruction rejected: {exc}"
         return ""
+
+    def start_trial(self, instruction: str, now: float, *, task: str = "", model_id: str = "", checkpoint: str = "",
+                    served_model_id: str = "") -> tuple[int, str]:
+        """Start a trial now or refuse: (trial id, "") or (0, reason). Empty ``model_id``/``checkpoint``:
+        the supervisor's run info; ``served_model_id``: what this trial's chunks must report."""
+        sup = self.supervisor
+        if sup.state in (TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE):
+            return 0, f"trial {sup.trial_id} is {sup.state.value}: stop or score it first"
+        info = sup.run_info
+        if model_id:
+            info = RunInfo(model_id=model_id, checkpoint=checkpoint or model_id, config_digest=info.config_digest)
+        try:
+            sup.submit_instruction(instruction, self._clock(now), task=task or None, run_info=info)
+        except NoraError as exc:
+            return 0, f"instruction rejected: {exc}"
+        self._served = (sup.trial_id, served_model_id)
+        return sup.trial_id, ""
+
+    def stop(self, now: float, reason: str = "operator stop") -> str:
+        """End the rollout for scoring (a trial still resetting aborts: it never ran); else the reason."""
+        sup = self.supervisor
+        if sup.state not in _WATCHED:
+            return f"no trial is running (trial {sup.trial_id} is {sup.state.value})"
+        sup.stop(self._clock(now), reason)
+        return ""
+
+    def chunk(self, model_id: str, now: float) -> None:
+        """A chunk from the policy: during a trial started for a model, it must be that model's."""
+        sup = self.supervisor
+        trial, served = self._served
+        if sup.state is TrialState.RUNNING and trial == sup.trial_id and served and model_id != served:
+            sup.fault(f"policy ran model {model_id!r} but trial {trial} was started for {served!r}; "
+                      "not stored under the wrong model", self._clock(now))
 
     def score(self, text: str, now: float) -> str:
         try:

@@ -31,6 +31,9 @@ class ActiveTrial:
     recording: str | None = None
     recording_active: bool = False
     recording_error: str = ""
+    run_info: RunInfo | None = None
+    """What this trial evaluates, when given with its instruction (an evaluation plan's model);
+    ``None``: the supervisor's run info."""
 
     def elapsed(self, now: float) -> str:
         """``[t+1.23s step 4]``: where in the trial an event happened."""
@@ -47,7 +50,9 @@ class ActiveTrial:
             self.recording_error = f"recorder failed to stop: {exc}"
 
     def result(self, state: TrialState, score: Score, reason: str, now: float, run_info: RunInfo) -> TrialResult:
-        """The result this trial ends with (``state`` DONE or ABORTED)."""
+        """The result this trial ends with (``state`` DONE or ABORTED); ``run_info`` unless the trial
+        carries its own."""
+        run_info = self.run_info or run_info
         duration = 0.0
         if self.running_since is not None:
             duration = (self.ended_running if self.ended_running is not None else now) - self.running_since
@@ -81,6 +86,7 @@ class QueuedInstruction:
     instruction: str
     task: str
     category: str
+    run_info: RunInfo | None = None
 
 
 def fraction_text(score: Score) -> str:

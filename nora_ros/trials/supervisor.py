@@ -1,9 +1,8 @@
 """The trial supervisor: instructions in, a trial state machine, scores, durable results out.
 
-It is event-driven and ROS-free: no threads, no sleeps, no clock of its own. Whoever drives it
-(the ROS supervisor node, the in-process runner, a test) calls an input method with the current
-time ``now`` (seconds, on one clock that does not run backwards: ROS time in the node, wall or
-monotonic time in the runner). Every input returns the status events it caused, in order, and
+Event-driven and ROS-free: no threads, sleeps or clock of its own. Its driver (the ROS node, the
+in-process runner, a test) calls an input with ``now`` (seconds, on one clock that does not run
+backwards: ROS time in the node, wall or monotonic time in the runner). Every input returns the status events it caused, in order, and
 passes each to the listeners added with :meth:`TrialSupervisor.add_listener`, so the node can
 publish them on ``trial/status`` and the runner can print them. It is not thread-safe: call it
 from one thread (the node's executor, the runner's loop).
@@ -135,12 +134,13 @@ class TrialSupervisor:
     # ----------------------------------------------------------------- inputs
 
     def submit_instruction(
-        self, text: str | bytes, now: float, *, task: str | None = None, category: str = ""
+        self, text: str | bytes, now: float, *, task: str | None = None, category: str = "",
+        run_info: RunInfo | None = None,
     ) -> list[TrialStatus]:
         """A new operator instruction: starts a trial when none is active.
 
         ``task`` names the table row (default: the instruction itself); ``category`` groups
-        rows. Raises :class:`~nora_ros.errors.InvalidInstructionError` for bad text and
+        rows; ``run_info``: what this trial evaluates (a plan's model; default the supervisor's). Raises :class:`~nora_ros.errors.InvalidInstructionError` for bad text and
         :class:`TrialBusyError` when it cannot start or queue; nothing moves then.
         """
         self._clock(now)
@@ -149,6 +149,7 @@ class TrialSupervisor:
         category = clean_label(category, "category", allow_empty=True)
         if self._estopped:
             raise TrialBusyError("e-stop is latched: release it before starting a trial")
+        queued = QueuedInstruction(instruction, task_name, category, run_info)
         if self._state in ACTIVE_STATES:
             if self.config.on_busy == "reject":
                 raise TrialBusyError(
@@ -156,9 +157,9 @@ class TrialSupervisor:
                 )
             if len(self._queue) >= self.config.max_queue:
                 raise TrialBusyError(f"instruction queue is full ({self.config.max_queue} waiting)")
-            self._queue.append(QueuedInstruction(instruction, task_name, category))
+            self._queue.append(queued)
             return self._emit([self._status(f"queued {instruction!r} ({len(self._queue)} waiting)", now)])
-        return self._emit(self._start_trial(QueuedInstruction(instruction, task_name, category), now))
+        return self._emit(self._start_trial(queued, now))
 
     def arm_at_start(self, now: float) -> list[TrialStatus]:
         """The arm side reports the start pose reached with the gripper open: the policy runs.
@@ -298,7 +299,7 @@ class TrialSupervisor:
         else:
             tid = max(self._next_local_id, self._last_trial_id + 1)
             self._next_local_id = tid + 1
-        self._trial = ActiveTrial(tid, q.instruction, q.task, q.category, created=now)
+        self._trial = ActiveTrial(tid, q.instruction, q.task, q.category, created=now, run_info=q.run_info)
         self._state = TrialState.RESETTING
         return [self._status("new trial: move to the start pose, open the gripper", now)]
 

@@ -174,3 +174,46 @@ def test_holds_from_the_policy_keep_the_trial_alive_and_0_disables_the_watch(rig
     assert quiet.state is TrialState.RUNNING
     with pytest.raises(Exception, match="policy_timeout must be >= 0"):
         SupervisorInputs(quiet, policy_timeout=-1.0)
+
+
+def test_a_plan_trial_started_by_service_is_stored_under_its_model_and_task(rig):
+    inputs, sup, events, path = rig
+    tid, reason = inputs.start_trial("put the carrot in the pot", 1.0, task="carrot", model_id="nora-long",
+                                     checkpoint="/ckpt/nora-long", served_model_id="/ckpt/nora-long")
+    assert (tid, reason) == (1, "") and sup.state is TrialState.RESETTING
+    # no queueing for a planned trial: the next one is refused while this one is active
+    assert inputs.start_trial("put the carrot in the pot", 1.1) == (0, "trial 1 is RESETTING: stop or score it first")
+    _safety(inputs, 2.0, at_start=True, trial=1)
+    inputs.chunk("/ckpt/nora-long", 2.1)
+    assert sup.state is TrialState.RUNNING
+    assert inputs.stop(2.5) == "" and sup.state is TrialState.AWAITING_SCORE
+    assert inputs.stop(2.6) == "no trial is running (trial 1 is AWAITING_SCORE)"
+    assert inputs.score("success", 3.0) == ""
+    stored = json.loads(path.read_text().splitlines()[-1])
+    assert (stored["task"], stored["model_id"], stored["checkpoint"]) == ("carrot", "nora-long", "/ckpt/nora-long")
+    # without a model the supervisor's own run info is stored, as for the instruction topic
+    assert inputs.start_trial("put the carrot in the pot", 4.0) == (2, "")
+    inputs.abort("test", 4.1)
+    assert json.loads(path.read_text().splitlines()[-1])["model_id"] == "nora"
+
+
+def test_a_chunk_from_another_model_ends_the_trial_as_a_fault(rig):
+    inputs, sup, events, path = rig
+    inputs.start_trial("put the carrot in the pot", 1.0, model_id="b", served_model_id="/ckpt/b")
+    _safety(inputs, 2.0, at_start=True, trial=1)
+    inputs.chunk("/ckpt/b", 2.1)
+    assert sup.state is TrialState.RUNNING
+    inputs.chunk("/ckpt/a", 2.2)
+    assert sup.state is TrialState.ABORTED
+    stored = json.loads(path.read_text().splitlines()[-1])
+    assert stored["score"] == "abort" and "policy ran model '/ckpt/a'" in stored["reason"]
+
+
+def test_start_trial_refuses_a_bad_instruction_and_a_latched_estop(rig):
+    inputs, sup, events, path = rig
+    tid, reason = inputs.start_trial("line one\nline two", 1.0)
+    assert tid == 0 and reason.startswith("instruction rejected") and "non-printable" in reason
+    _safety(inputs, 1.5, estopped=True)
+    tid, reason = inputs.start_trial("put the carrot in the pot", 2.0)
+    assert tid == 0 and "e-stop is latched" in reason
+    assert inputs.stop(2.1).startswith("no trial is running") and not path.exists()
