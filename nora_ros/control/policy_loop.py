@@ -100,7 +100,7 @@ class PolicyLoop:
 
     def __init__(self, worker: ThreadedInference | VirtualInference, config: LoopConfig | None = None):
         self.config = config or LoopConfig()
-        _check_mode(self.config, worker.policy)
+        check_mode(self.config, worker.policy)
         self.worker = worker
         self.scheduler = ActionScheduler(self.config.scheduler)
         self.latency = LatencyMeter()
@@ -123,7 +123,7 @@ class PolicyLoop:
     def reconfigure(self, config: LoopConfig) -> None:
         """New loop parameters (a ROS parameter change). A change of chunk execution applies from
         the next chunk: the current ones are dropped and the arm holds until it arrives."""
-        _check_mode(config, self.worker.policy)
+        check_mode(config, self.worker.policy)
         old, self.config = self.config, config
         if old.scheduler != config.scheduler:
             self.scheduler = ActionScheduler(config.scheduler)
@@ -228,7 +228,8 @@ class PolicyLoop:
         return outcome.chunk, outcome.latency
 
 
-def _check_mode(config: LoopConfig, policy: object) -> None:
+def check_mode(config: LoopConfig, policy: object) -> None:
+    """Refuse an execution mode the policy cannot run (rtc needs a guidable flow head), with the reason."""
     if config.execution_mode == "rtc" and not getattr(policy, "supports_guide", False):
         raise ConfigurationError(
             "execution_mode rtc (real-time chunking) needs a policy that samples with guidance: NORA-1.5's flow "

@@ -79,6 +79,12 @@ def policy_params() -> tuple[ParamSpec, ...]:
                   "observations after the first before running the batch (it runs at once when every robot has "
                   "submitted; the node's robots submit in the same control tick).", minimum=0.0, maximum=1.0,
                   read_only=True),
+        ParamSpec("max_loaded_models", 0, "Evaluation plans with several models (service policy/select_model): "
+                  "at most this many kept loaded at once; 0: as memory allows (memory_margin). A model unloaded "
+                  "to make room is loaded again when its turn comes.", minimum=0, maximum=16, read_only=True),
+        ParamSpec("memory_margin", 0.1, "Share of the device's memory (the GPU's, or RAM on a CPU) kept free for "
+                  "activations when deciding whether another model fits beside those loaded.", minimum=0.0,
+                  maximum=0.9, read_only=True),
     )
     loop = dataclass_params(
         LoopConfig,
@@ -291,7 +297,14 @@ CONSOLE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("results_file", "nora_results.jsonl", "The supervisor's results file, read for the live results "
               "table (the console must run on the supervisor's machine to show it).", read_only=True),
     ParamSpec("model_id", "", "Model shown on the page (the policy node's); empty: not shown.", read_only=True),
-    ParamSpec("presets", [], "Instructions offered as presets on the page.", type="str_array", read_only=True),
+    ParamSpec("presets", [], "Instructions offered as presets on the page (an eval_plan offers its tasks').",
+              type="str_array", read_only=True),
+    ParamSpec("eval_plan", "", "Evaluation plan YAML (README: Evaluation plans): Start runs the plan's next trial, "
+              "switching the policy node's model first (policy/select_model); resumes from results_file.",
+              read_only=True),
+    ParamSpec("start_timeout", 900.0, "Seconds a Start may wait for the policy node to load the next model and the "
+              "supervisor to answer before the page reports it failed (a 3B model loads in minutes the first time).",
+              minimum=5.0, maximum=7200.0, read_only=True),
 )
 
 

@@ -270,7 +270,7 @@ def run(make_shell: Callable[[], Any], args: Sequence[str] | None = None) -> int
         handler.ros_logger = shell.node.get_logger()
         core_log.setLevel(_python_level(handler.ros_logger))
         _propagate_core_loggers()  # the modules the shell imported lazily (the policy's, say)
-        rclpy.spin(shell.node)
+        rclpy.spin(shell.node, executor=getattr(shell, "executor", None))  # a shell may need threads
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except NoraError as exc:

@@ -5,9 +5,17 @@ Callbacks only store the latest image and trial status; a control timer at
 thread that the timer polls, never waits for) and publishes ``cmd`` while the trial is
 RUNNING, zero velocity when no valid action is due. Each new chunk goes out on
 ``action_chunk``; a policy that fails ``max_policy_failures`` times in a row ends the trial
-through ``trial/fault``. The model is loaded once at start (minutes for NORA on a GPU); the
+through ``trial/fault``. The model is loaded at start (minutes for NORA on a GPU); the
 node serves nothing until it is ready.
 
+Several models (an evaluation plan): the service ``policy/select_model`` (nora_ros/SelectModel)
+switches model between trials, answered once the model serves; models stay loaded while memory
+allows (:class:`nora_ros.policy.model_cache.ModelCache`). It runs in its own thread (a load takes
+long; the control timer and callbacks stay serial in the node's default group) and is refused
+while a trial runs. During a switch, and after a failed load left no model, a running trial is
+ended through ``trial/fault`` with the reason instead of running another model.
+
+Serves: policy/select_model (nora_ros/SelectModel).
 Subscribes: camera/image_raw (sensor_msgs/Image, sensor QoS; or camera/image_raw/compressed
 with compressed_image), trial/status (nora_ros/TrialStatus, latched).
 Publishes: cmd (nora_ros/EndEffectorCommand), action_chunk (nora_ros/ActionChunk),
@@ -24,12 +32,15 @@ keeps its own safety node.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from nora_ros.control.policy_loop import LoopConfig, PolicyLoop
+from nora_ros.control.policy_loop import LoopConfig, PolicyLoop, check_mode
 from nora_ros.diagnostics import DiagnosticReport, Level, RateMeter, rate_check
 from nora_ros.errors import NoraError
 from nora_ros.interface.convert import (
@@ -45,8 +56,11 @@ from nora_ros.interface.params import values_for
 from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
 from nora_ros.nodes import common
 from nora_ros.policy.batching import BatchingInference
-from nora_ros.policy.factory import make_policy
+from nora_ros.policy.factory import SCRIPTED, make_policy
+from nora_ros.policy.model_cache import ModelCache, device_memory
+from nora_ros.policy.nora.config import AUTO_VARIANT
 from nora_ros.policy.worker import ThreadedInference
+from nora_ros.srv import SelectModel
 
 
 class RobotChannel:
@@ -73,10 +87,8 @@ class RobotChannel:
         self.trial_sub = node.create_subscription(TrialStatus, t + "trial/status", self._on_trial,
                                                   common.qos(common.LATCHED))
         self._truth: dict | None = None
-        if shell.policy.needs_ground_truth:
-            # A scripted expert sees what a camera cannot: the sim node's ground truth.
-            self.truth_sub = node.create_subscription(String, t + "sim/ground_truth", self._on_truth,
-                                                      common.qos(common.COMMAND))
+        self.truth_sub = None
+        self._watch_truth(shell.policy)
         # Each arm has its own base frame: the robot's name as Interbotix's robot_name prefix
         # (base_frame wx250s/base_link serves robot left as left/base_link).
         self.frame_id = f"{name}/{p['base_frame'].rsplit('/', 1)[-1]}" if name else p["base_frame"]
@@ -85,6 +97,26 @@ class RobotChannel:
         self.image_errors = 0
         self.last_image_error = ""
         self.last_hold_reason = ""
+        self._refused_trial = 0
+
+    def _watch_truth(self, policy) -> None:
+        if policy.needs_ground_truth and self.truth_sub is None:
+            # A scripted expert sees what a camera cannot: the sim node's ground truth.
+            self.truth_sub = self.shell.node.create_subscription(String, self.prefix + "sim/ground_truth",
+                                                                 self._on_truth, common.qos(common.COMMAND))
+
+    def set_worker(self, worker) -> None:
+        """Serve another model (between trials: the loop holds no chunk of the old one)."""
+        self._watch_truth(worker.policy)
+        self.worker = worker
+        self.loop.worker = worker
+
+    def refuse(self, reason: str) -> None:
+        """No model can act now: a running trial ends as a fault (once), nothing is published."""
+        if self.loop.running and self._refused_trial != self.loop.trial_id:
+            self._refused_trial = self.loop.trial_id
+            self.shell.node.get_logger().error(f"{self.prefix}{reason}")
+            self.fault_pub.publish(String(data=reason))
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, msg) -> None:
@@ -177,19 +209,30 @@ class PolicyNode:
         robots = check_robots(p["robots"])
         log = self.node.get_logger()
         log.info(f"loading policy {p['model']} ...")
-        self.policy = make_policy(policy_config(p))  # blocking on purpose: nothing to serve before the model is ready
+        self.config = policy_config(p)
+        self.policy = make_policy(self.config)  # blocking on purpose: nothing to serve before the model is ready
         log.info(f"policy {self.policy.model_id} ready (horizon {self.policy.horizon})")
+        self.models = ModelCache(self._load, max_loaded=p["max_loaded_models"], margin=p["memory_margin"],
+                                 memory=lambda: device_memory(self._device()))
+        self.models.add(p["model"], self.policy)
+        self.robot_names = robots
         self.batching: BatchingInference | None = None
+        workers = self._workers(self.policy)
+        self.robots = [RobotChannel(self, r, w, loop_config) for r, w in zip(robots or ("",), workers, strict=True)]
         if robots:
-            self.batching = BatchingInference(self.policy, robots, window=p["batch_window"])
-            self.robots = [RobotChannel(self, r, self.batching.worker(r), loop_config) for r in robots]
             log.info(f"serving {len(robots)} robots with one model: {', '.join(robots)}")
-        else:
-            self.robots = [RobotChannel(self, "", ThreadedInference(self.policy), loop_config)]
         first = self.robots[0]
         self.worker, self.loop = first.worker, first.loop  # the single robot's (tests, tools)
+        self._lock = threading.Lock()  # the timer against a model switch in the service's thread
+        self._switching = ""
+        self._unavailable = ""
         common.on_set_parameters(self.node, self.specs, self._apply)
         self.timer = self.node.create_timer(loop_config.tick_period, self._tick)
+        # The select service loads in its own thread; the timer and callbacks stay in the default
+        # (mutually exclusive) group, serial as under a single-threaded executor.
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.select_srv = self.node.create_service(SelectModel, "policy/select_model", self._on_select,
+                                                   callback_group=MutuallyExclusiveCallbackGroup())
         self.diagnostics = common.DiagnosticsPublisher(self.node, self._reports, hardware_id=self.policy.model_id)
 
     @property
@@ -200,11 +243,78 @@ class PolicyNode:
     def last_image_error(self) -> str:
         return next((r.last_image_error for r in self.robots if r.last_image_error), "")
 
+    # ------------------------------------------------------------------ models
+    def _workers(self, policy) -> list:
+        if self.robot_names:
+            self.batching = BatchingInference(policy, self.robot_names, window=self.params["batch_window"])
+            return [self.batching.worker(r) for r in self.robot_names]
+        return [ThreadedInference(policy)]
+
+    def _load(self, model: str):
+        # A plan's checkpoint declares its own variant (the node's variant parameter is its first model's).
+        return make_policy(dataclasses.replace(self.config, model=model, variant=AUTO_VARIANT))
+
+    def _device(self) -> str:
+        return "cpu" if self.models.current in (None, SCRIPTED) else self.config.resolved_device()
+
+    def _on_select(self, request, response):
+        model = request.model.strip()
+        response.success, switch = False, False
+        with self._lock:
+            busy = [r.name or "this robot" for r in self.robots if r.loop.running]
+            if not model:
+                response.message = "model is empty: give a checkpoint folder, a hub ID or scripted"
+            elif busy:
+                response.message = f"a trial is running on {', '.join(busy)}: select a model between trials"
+            elif model == self.models.current:
+                response.success, response.message = True, f"{model} is already served"
+            else:
+                self._switching = f"policy node is loading model {request.model_id or model}: the trial cannot run"
+                switch = True
+        if switch:
+            self._switch(model, request.model_id, response)
+        response.served_model_id = self.policy.model_id if not self._unavailable else ""
+        return response
+
+    def _switch(self, model: str, label: str, response) -> None:
+        log = self.node.get_logger()
+        log.info(f"switching to model {label or model} ({model}) ...")
+        try:
+            selected = self.models.select(model)  # long: minutes for NORA on a GPU
+            for robot in self.robots:
+                check_mode(robot.loop.config, selected.policy)
+        except Exception as exc:  # noqa: BLE001 - any load failure: refused with its reason, never a crash
+            response.message = f"cannot serve {model}: {type(exc).__name__}: {exc}"
+            log.error(response.message)
+            with self._lock:
+                self._switching = ""
+                if self.models.current is None:  # the served model was unloaded to make room
+                    self._unavailable = f"no model loaded ({response.message}); select one with policy/select_model"
+            return
+        with self._lock:
+            old_batching, old_workers = self.batching, [r.worker for r in self.robots]
+            self.policy = selected.policy
+            for robot, worker in zip(self.robots, self._workers(selected.policy), strict=True):
+                robot.set_worker(worker)
+            self.worker = self.robots[0].worker
+            self._switching = self._unavailable = ""
+        for worker in old_workers:
+            worker.close(timeout=2.0)
+        if old_batching is not None:
+            old_batching.close(timeout=2.0)
+        response.success, response.message = True, selected.message
+        log.info(f"serving {self.policy.model_id} as {label or model}: {selected.message}")
+
     # ------------------------------------------------------------------ the control timer
     def _tick(self) -> None:
         now = common.now_seconds(self.node)
-        for robot in self.robots:  # the robots submit in the same tick, so their observations batch together
-            robot.tick(now)
+        with self._lock:
+            reason = self._switching or self._unavailable
+            for robot in self.robots:  # the robots submit in the same tick, so their observations batch together
+                if reason:
+                    robot.refuse(reason)
+                else:
+                    robot.tick(now)
 
     def _apply(self, changes: dict) -> None:
         fields = {k: v for k, v in changes.items() if k in LoopConfig.__dataclass_fields__}
@@ -223,7 +333,7 @@ class PolicyNode:
             self.batching.close(timeout=2.0)
         else:
             self.worker.close(timeout=2.0)
-        self.policy.close()
+        self.models.close()
 
 
 def main(args=None) -> int:

@@ -310,6 +310,45 @@ def test_supervisor_shell_runs_a_trial_and_publishes_the_result(ros, tmp_path):
     assert json.loads(path.read_text())["trial_id"] == 1
 
 
+def test_supervisor_shell_serves_trial_start_and_stop_and_checks_the_model_that_ran(ros, tmp_path):
+    from ros_msg_standins import SRV
+
+    from nora_ros.nodes.supervisor_node import SupervisorNode
+
+    path = tmp_path / "results.jsonl"
+    node = _node(ros, "supervisor_node", results_file=str(path), model_id="default")
+    SupervisorNode(node)
+    start, trigger = SRV["nora_ros/StartTrial"], ros.Trigger
+    statuses = node.publishers["trial/status"].msgs
+    got = node.call("trial/start", start.Request(instruction="put carrot in pot", task="carrot", model_id="nora-long",
+                                                checkpoint="/ckpt/nl", served_model_id="/ckpt/nl"))
+    assert (got.success, got.trial_id, got.message) == (True, 1, "trial 1 started")
+    busy = node.call("trial/start", start.Request(instruction="put carrot in pot"))
+    assert not busy.success and busy.trial_id == 0 and "trial 1 is RESETTING" in busy.message
+    assert "trial 1 is RESETTING" in statuses[-1].reason  # said on trial/status too
+    _advance(ros, 1.0)
+    node.subscriptions["safety/status"](rc.safety_status_to_msg(
+        MSG["nora_ros/SafetyStatus"], stamp=ros.Clock.t, enabled=True, estopped=False, holding=True, at_start=True,
+        start_trial_id=1))
+    chunk = MSG["nora_ros/ActionChunk"](model_id="/ckpt/nl")
+    node.subscriptions["action_chunk"](chunk)
+    assert statuses[-1].state_name == "RUNNING"
+    stopped = node.call("trial/stop", trigger.Request())
+    assert stopped.success and statuses[-1].state_name == "AWAITING_SCORE"
+    assert not node.call("trial/stop", trigger.Request()).success
+    node.subscriptions["trial/score"](MSG["std_msgs/String"](data="success"))
+    stored = json.loads(path.read_text().splitlines()[-1])
+    assert (stored["task"], stored["model_id"], stored["checkpoint"]) == ("carrot", "nora-long", "/ckpt/nl")
+    # the next trial was started for model b, but a's chunks arrive: a fault, never b's result
+    node.call("trial/start", start.Request(instruction="put carrot in pot", model_id="b", served_model_id="/ckpt/b"))
+    _advance(ros, 1.0)
+    node.subscriptions["safety/status"](rc.safety_status_to_msg(
+        MSG["nora_ros/SafetyStatus"], stamp=ros.Clock.t, enabled=True, estopped=False, holding=True, at_start=True,
+        start_trial_id=2))
+    node.subscriptions["action_chunk"](chunk)
+    assert statuses[-1].state_name == "ABORTED" and "policy ran model '/ckpt/nl'" in statuses[-1].reason
+
+
 def test_sim_shell_publishes_the_world_takes_commands_and_scores(ros):
     # Imported first: it sets MUJOCO_GL=osmesa (CPU rendering) before mujoco loads.
     pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")
@@ -375,7 +414,7 @@ def test_main_shuts_down_cleanly_on_sigterm(ros, monkeypatch, tmp_path):
 
     from nora_ros.nodes import supervisor_node
 
-    def spin(node):
+    def spin(node, executor=None):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5.0)  # the handler interrupts this
         raise AssertionError("SIGTERM did not stop the spin")
@@ -583,3 +622,56 @@ def test_policy_shell_refuses_bad_robot_names(ros, bridge_episodes, robots, matc
 
     with pytest.raises(ConfigurationError, match=match):
         PolicyNode(_node(ros, "policy_node", model=f"replay:{bridge_episodes[0]}", robots=robots))
+
+
+def test_policy_shell_switches_models_between_trials_and_keeps_them_loaded(ros, bridge_episodes):
+    """policy/select_model: answered once the model serves; refused during a trial and for a model
+    that cannot load (the served one keeps serving); a model served before comes back at once."""
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
+    from ros_msg_standins import SRV
+
+    from nora_ros.nodes.policy_node import PolicyNode
+
+    select = SRV["nora_ros/SelectModel"]
+    first, second = (f"replay:{e}" for e in bridge_episodes[:2])
+    node = _node(ros, "policy_node", model=first, base_frame="wx250s/base_link")
+    shell = PolicyNode(node)
+    assert type(shell.executor).__name__ == "MultiThreadedExecutor"
+    got = node.call("policy/select_model", select.Request(model_id="b", model=second))
+    assert got.success and "loaded in" in got.message and got.served_model_id == shell.policy.model_id != first
+    node.subscriptions["trial/status"](_status(1, "RUNNING"))
+    node.subscriptions["camera/image_raw"](rc.array_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8",
+                                                             MSG["sensor_msgs/Image"], ros.Clock.t, "camera"))
+    deadline = time.monotonic() + 10
+    while not node.publishers["action_chunk"].msgs and time.monotonic() < deadline:
+        time.sleep(0.01)
+        node.fire(period=0.1)
+    (chunk,) = node.publishers["action_chunk"].msgs
+    assert chunk.model_id == got.served_model_id
+    assert list(chunk.actions) == pytest.approx(np.load(bridge_episodes[1])["action"][0].tolist())
+    refused = node.call("policy/select_model", select.Request(model_id="a", model=first))
+    assert not refused.success and "a trial is running" in refused.message
+    node.subscriptions["trial/status"](_status(1, "DONE"))
+    back = node.call("policy/select_model", select.Request(model_id="a", model=first))
+    assert back.success and "switched at once" in back.message and shell.models.loaded == (second, first)
+    broken = node.call("policy/select_model", select.Request(model_id="c", model="replay:/no/such.npz"))
+    assert not broken.success and "cannot serve replay:/no/such.npz" in broken.message
+    assert broken.served_model_id == back.served_model_id and shell.models.current == first
+    assert not node.call("policy/select_model", select.Request(model_id="", model=" ")).success
+    shell.shutdown()
+    assert shell.models.loaded == ()
+
+
+def test_policy_shell_faults_a_trial_that_starts_while_no_model_can_act(ros, bridge_episodes):
+    pytest.importorskip("nora_ros.policy.nora.config", reason="nora_ros/policy/nora/config.py (policy parameter defaults) absent")
+    from nora_ros.nodes.policy_node import PolicyNode
+
+    node = _node(ros, "policy_node", model=f"replay:{bridge_episodes[0]}")
+    shell = PolicyNode(node)
+    shell._switching = "policy node is loading model b: the trial cannot run"  # as during a long load
+    node.subscriptions["trial/status"](_status(4, "RUNNING"))
+    node.fire(period=0.1)
+    node.fire(period=0.1)
+    assert [m.data for m in node.publishers["trial/fault"].msgs] == [shell._switching]  # once per trial
+    assert node.publishers["cmd"].msgs == []  # nothing from the old model: the safety node holds
+    shell.shutdown()
