@@ -117,7 +117,7 @@ TOPICS: tuple[TopicAccess, ...] = (
     TopicAccess(TRIAL_SCORE, ("operator", "sim") + _CONSOLE, ("supervisor",) + _WATCH),
     TopicAccess(TRIAL_FAULT, ("policy", "safety"), ("supervisor",) + _WATCH),
     TopicAccess(t.TRIAL_RESULT, ("supervisor",), _WATCH),
-    TopicAccess(t.ACTION_CHUNK, ("policy",), _CONSOLE + _WATCH),
+    TopicAccess(t.ACTION_CHUNK, ("policy",), ("supervisor",) + _CONSOLE + _WATCH),
     TopicAccess(t.CMD, ("policy",), ("safety", "supervisor") + _WATCH, acts_on=True),
     TopicAccess(t.CMD_SAFE, ("safety",), _WATCH),
     TopicAccess(t.SAFETY_STATUS, ("safety",), ("supervisor",) + _CONSOLE + _WATCH),
@@ -136,6 +136,9 @@ SERVICES: tuple[ServiceAccess, ...] = (
     ServiceAccess("safety/estop", "std_srvs/srv/Trigger", ("safety",), ("operator",) + _CONSOLE),
     ServiceAccess("safety/reset", "std_srvs/srv/Trigger", ("safety",), ("operator",) + _CONSOLE, guarded=True),
     ServiceAccess("safety/enable", "std_srvs/srv/SetBool", ("safety",), ("operator",) + _CONSOLE, guarded=True),
+    ServiceAccess("trial/start", "nora_ros/srv/StartTrial", ("supervisor",), ("operator",) + _CONSOLE),
+    ServiceAccess("trial/stop", "std_srvs/srv/Trigger", ("supervisor",), ("operator",) + _CONSOLE),
+    ServiceAccess("policy/select_model", "nora_ros/srv/SelectModel", ("policy",), ("operator",) + _CONSOLE),
     ServiceAccess("/{robot}/set_operating_modes", "interbotix_xs_msgs/srv/OperatingModes", ("driver",), ("safety",)),
     ServiceAccess("/{robot}/set_motor_registers", "interbotix_xs_msgs/srv/RegisterValues", ("driver",), ("safety",)),
 )

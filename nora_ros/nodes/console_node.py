@@ -8,8 +8,10 @@ the page's commands come back here as a publish or an asynchronous service call.
 
 Subscribes: trial/status (nora_ros/TrialStatus), safety/status (nora_ros/SafetyStatus),
 action_chunk (nora_ros/ActionChunk: latency, rate), camera/image_raw (sensor_msgs/Image).
-Publishes: instruction, trial/score (std_msgs/String).
-Calls: safety/estop, safety/reset (std_srvs/Trigger), safety/enable (std_srvs/SetBool).
+Publishes: trial/score (std_msgs/String).
+Calls: trial/start (nora_ros/StartTrial), trial/stop (std_srvs/Trigger), policy/select_model
+(nora_ros/SelectModel; evaluation plans), safety/estop, safety/reset (std_srvs/Trigger),
+safety/enable (std_srvs/SetBool).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from nora_ros.interface.convert import image_to_array, trial_state_name
 from nora_ros.interface.node_specs import CONSOLE_PARAMS
 from nora_ros.msg import ActionChunk, SafetyStatus, TrialStatus
 from nora_ros.nodes import common
+from nora_ros.srv import SelectModel, StartTrial
+from nora_ros.trials.plan import load_plan
 
 
 class ConsoleNode:
@@ -35,13 +39,19 @@ class ConsoleNode:
         self.node = node or Node("console_node")
         self.params = p = common.declare_parameters(self.node, CONSOLE_PARAMS)
         cq = common.qos(common.COMMAND)
-        self.instruction_pub = self.node.create_publisher(String, "instruction", cq)
         self.score_pub = self.node.create_publisher(String, "trial/score", cq)
+        self.start_client = self.node.create_client(StartTrial, "trial/start")
+        self.stop_client = self.node.create_client(Trigger, "trial/stop")
+        self.select_client = self.node.create_client(SelectModel, "policy/select_model")
         self.estop_client = self.node.create_client(Trigger, "safety/estop")
         self.reset_client = self.node.create_client(Trigger, "safety/reset")
         self.enable_client = self.node.create_client(SetBool, "safety/enable")
+        plan = load_plan(p["eval_plan"]) if p["eval_plan"] else None
         self.port = TopicConsolePort(self, results_file=p["results_file"], model_id=p["model_id"],
-                                     presets=tuple(p["presets"]))
+                                     presets=tuple(p["presets"]), plan=plan, pending_timeout=p["start_timeout"])
+        if plan is not None:
+            self.node.get_logger().info(f"evaluation plan {plan.name!r}: {plan.total} trials, {len(plan.models)} "
+                                        f"models, order {plan.order}{', blind' if plan.blind else ''}")
         latched = common.qos(common.LATCHED)
         self.subs = [
             self.node.create_subscription(TrialStatus, "trial/status", self._on_trial, latched),
@@ -71,8 +81,34 @@ class ConsoleNode:
         self.port.on_image(image[..., ::-1] if msg.encoding == "bgr8" else image)
 
     # ------------------------------------------------------------------ actions for the port
-    def publish_instruction(self, text: str) -> None:
-        self.instruction_pub.publish(String(data=text))
+    def start_trial(self, instruction, task, model_id, checkpoint, served_model_id, answer) -> None:
+        request = StartTrial.Request(instruction=instruction, task=task, model_id=model_id, checkpoint=checkpoint,
+                                     served_model_id=served_model_id)
+        self._call(self.start_client, request, answer, lambda r: r.trial_id, "the supervisor's trial/start")
+
+    def select_model(self, model_id, model, answer) -> None:
+        self._call(self.select_client, SelectModel.Request(model_id=model_id, model=model), answer,
+                   lambda r: r.served_model_id, "the policy node's policy/select_model")
+
+    def stop_trial(self, answer) -> None:
+        self._call(self.stop_client, Trigger.Request(), answer, lambda r: None, "the supervisor's trial/stop")
+
+    @staticmethod
+    def _call(client, request, answer, value, what: str) -> None:
+        """An asynchronous call whose reply reaches ``answer(success, message, value)``; a service
+        that is not there is answered at once (a call to it would wait for ever)."""
+        if not client.service_is_ready():
+            answer(False, f"{what} service is not available (is that node running?)", None)
+            return
+
+        def done(future) -> None:
+            response = future.result()
+            if response is None:
+                answer(False, f"{what} call failed", None)
+            else:
+                answer(bool(response.success), str(response.message), value(response))
+
+        client.call_async(request).add_done_callback(done)
 
     def publish_score(self, text: str) -> None:
         self.score_pub.publish(String(data=text))

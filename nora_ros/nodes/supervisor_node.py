@@ -7,7 +7,10 @@ start pose; every finished trial on ``trial/result`` after it was written to the
 A rejected instruction or score is logged and said on ``trial/status`` (the reason field).
 
 Subscribes: instruction, trial/score, trial/fault (std_msgs/String), safety/status
-(nora_ros/SafetyStatus), cmd (nora_ros/EndEffectorCommand: steps).
+(nora_ros/SafetyStatus), cmd (nora_ros/EndEffectorCommand: steps), action_chunk
+(nora_ros/ActionChunk: which model ran).
+Serves: trial/start (nora_ros/StartTrial: a trial with its task and model, answered; what the
+console and evaluation plans use), trial/stop (std_srvs/Trigger: end the rollout for scoring).
 Publishes: trial/status (nora_ros/TrialStatus), trial/result (nora_ros/TrialResult), /diagnostics.
 """
 
@@ -17,13 +20,15 @@ import dataclasses
 
 from rclpy.node import Node
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from nora_ros.diagnostics import DiagnosticReport, Level
 from nora_ros.interface.convert import trial_result_to_msg, trial_status_to_msg
 from nora_ros.interface.node_specs import supervisor_params
 from nora_ros.interface.params import values_for
-from nora_ros.msg import EndEffectorCommand, SafetyStatus, TrialResult, TrialStatus
+from nora_ros.msg import ActionChunk, EndEffectorCommand, SafetyStatus, TrialResult, TrialStatus
 from nora_ros.nodes import common
+from nora_ros.srv import StartTrial
 from nora_ros.trials.inputs import SupervisorInputs
 from nora_ros.trials.results_store import ResultsStore, config_digest
 from nora_ros.trials.state import RunInfo, SupervisorConfig
@@ -57,7 +62,10 @@ class SupervisorNode:
             self.node.create_subscription(String, "trial/fault", self._on_fault, cq),
             self.node.create_subscription(SafetyStatus, "safety/status", self._on_safety, common.qos(common.LATCHED)),
             self.node.create_subscription(EndEffectorCommand, "cmd", self._on_cmd, cq),
+            self.node.create_subscription(ActionChunk, "action_chunk", self._on_chunk, cq),
         ]
+        self.start_srv = self.node.create_service(StartTrial, "trial/start", self._on_start)
+        self.stop_srv = self.node.create_service(Trigger, "trial/stop", self._on_stop)
         self.last_rejection = ""
         self.last_fault = ""
         self.timer = self.node.create_timer(common.period(p["tick_rate_hz"]), self._tick)
@@ -89,6 +97,26 @@ class SupervisorNode:
 
     def _on_cmd(self, msg) -> None:
         self.inputs.command(int(msg.chunk_id), int(msg.index), self._now())
+
+    def _on_chunk(self, msg) -> None:
+        self.inputs.chunk(str(msg.model_id), self._now())
+
+    def _on_start(self, request, response):
+        what = f" ({request.task or request.instruction!r}, model {request.model_id or '-'})"
+        self.node.get_logger().info(f"trial/start: {request.instruction!r}{what}")
+        tid, reason = self.inputs.start_trial(request.instruction, self._now(), task=request.task,
+                                              model_id=request.model_id, checkpoint=request.checkpoint,
+                                              served_model_id=request.served_model_id)
+        self._rejected(reason)
+        response.success, response.trial_id = not reason, tid
+        response.message = reason or f"trial {tid} started"
+        return response
+
+    def _on_stop(self, request, response):
+        reason = self.inputs.stop(self._now(), "operator stop")
+        self._rejected(reason)
+        response.success, response.message = not reason, reason or f"trial {self.supervisor.trial_id} stopped: score it"
+        return response
 
     def _tick(self) -> None:
         self.inputs.tick(self._now())

@@ -8,7 +8,7 @@ import fake_rclpy
 import numpy as np
 import pytest
 from console_helpers import free_port, request
-from ros_msg_standins import MSG
+from ros_msg_standins import MSG, SRV
 
 from nora_ros.interface import convert as rc
 
@@ -48,8 +48,24 @@ def test_console_shell_turns_page_actions_into_topics_and_service_calls(ros, tmp
         assert got["safety"]["recent_limits"] == ["linear_speed"]
         assert request(url + "/api/camera.jpg")[0] == 200
 
+        # a trial is RUNNING: Start is refused here, before anything goes out
+        code, body = request(url + "/api/start", "POST", {"instruction": "put the carrot in the pot"})
+        assert code == 409 and "trial 3 is RUNNING" in body["error"]
+        node.subscriptions["trial/status"](rc.trial_status_to_msg(status, stamp=1000.0, trial_id=3, instruction="x",
+                                                                  state_name="DONE", start_pose=()))
+        start = node.clients["trial/start"]
+        start.respond = lambda req: SRV["nora_ros/StartTrial"].Response(success=True, message="trial 4 started",
+                                                                        trial_id=4)
         assert request(url + "/api/start", "POST", {"instruction": "put the carrot in the pot"})[0] == 200
-        assert [m.data for m in node.publishers["instruction"].msgs] == ["put the carrot in the pot"]
+        assert [r.instruction for r in start.requests] == ["put the carrot in the pot"]
+        assert start.requests[0].model_id == "" and "instruction" not in node.publishers
+        start.respond = lambda req: SRV["nora_ros/StartTrial"].Response(success=False, message="e-stop is latched")
+        request(url + "/api/start", "POST", {"instruction": "put the carrot in the pot"})
+        assert request(url + "/api/status")[1]["reason"] == "trial not started: e-stop is latched"
+        node.subscriptions["trial/status"](rc.trial_status_to_msg(status, stamp=1000.0, trial_id=4, instruction="x",
+                                                                  state_name="RUNNING", start_pose=()))
+        node.clients["trial/stop"].respond = lambda req: ros.Trigger.Response(success=True, message="stopped")
+        assert request(url + "/api/stop", "POST", {})[0] == 200 and len(node.clients["trial/stop"].requests) == 1
         assert request(url + "/api/score", "POST", {"text": "partial 1/2 carrot only"})[0] == 200
         status_code, body = request(url + "/api/score", "POST", {"text": "sucess"})
         assert status_code == 400 and "did you mean" in body["error"]
@@ -67,3 +83,82 @@ def test_console_shell_turns_page_actions_into_topics_and_service_calls(ros, tmp
         assert len(node.clients["safety/reset"].requests) == 1
     finally:
         shell.shutdown()
+
+
+def _store_done(path, trial_task, model_id, instruction):
+    """Score one trial through the real supervisor core into the results file (what the supervisor
+    node does on the robot)."""
+    from nora_ros.trials.results_store import ResultsStore
+    from nora_ros.trials.state import RunInfo
+    from nora_ros.trials.supervisor import TrialSupervisor
+
+    sup = TrialSupervisor(store=ResultsStore(path))
+    sup.submit_instruction(instruction, 1.0, task=trial_task, run_info=RunInfo(model_id=model_id))
+    sup.arm_at_start(2.0)
+    sup.score("success", 3.0)
+
+
+def test_console_shell_walks_a_blind_plan_switching_the_policy_model_first(ros, tmp_path):
+    from nora_ros.nodes.console_node import ConsoleNode
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: ab\norder: interleaved\nblind: true\nmodels:\n"
+                    "  - {id: a, checkpoint: /ckpt/a}\n  - {id: b, policy: scripted}\n"
+                    "tasks:\n  - {name: carrot, instruction: put the carrot in the pot, trials: 1, setup: carrot left}\n")
+    results = tmp_path / "r.jsonl"
+    port = free_port()
+    node = ros.Node("console_node", parameter_overrides=[
+        ros.Parameter("port", value=port), ros.Parameter("results_file", value=str(results)),
+        ros.Parameter("eval_plan", value=str(plan))])
+    shell = ConsoleNode(node)
+    url = f"http://127.0.0.1:{port}"
+    select, start = node.clients["policy/select_model"], node.clients["trial/start"]
+    select.hold = True
+    select.respond = lambda req: SRV["nora_ros/SelectModel"].Response(success=True, message="loaded",
+                                                                      served_model_id="served:" + req.model)
+    start.respond = lambda req: SRV["nora_ros/StartTrial"].Response(success=True, trial_id=1)
+    try:
+        got = request(url + "/api/status")[1]
+        assert got["plan"]["label"] == "trial 1 of 2" and got["plan"]["next_setup"] == "carrot left"
+        assert got["plan"]["next_model"] == "" and got["presets"] == ["put the carrot in the pot"]
+        assert request(url + "/api/start", "POST", {})[0] == 200
+        assert [(r.model_id, r.model) for r in select.requests] == [("a", "/ckpt/a")]
+        got = request(url + "/api/status")[1]
+        assert got["reason"] == "loading the next model"  # blind: not which
+        code, body = request(url + "/api/start", "POST", {})
+        assert code == 409 and "busy: loading the next model" in body["error"]
+        assert start.requests == []  # nothing starts before the model serves
+        select.answer()
+        (req,) = start.requests
+        assert (req.instruction, req.task, req.model_id, req.checkpoint, req.served_model_id) == (
+            "put the carrot in the pot", "carrot", "a", "/ckpt/a", "served:/ckpt/a")
+        node.subscriptions["trial/status"](rc.trial_status_to_msg(
+            MSG["nora_ros/TrialStatus"], stamp=1000.0, trial_id=1, instruction=req.instruction, state_name="RUNNING",
+            start_pose=()))
+        got = request(url + "/api/status")[1]
+        assert got["model"] == "" and got["task"] == "carrot" and got["reason"] == ""
+        _store_done(results, "carrot", "a", req.instruction)  # the supervisor scored it
+        node.subscriptions["trial/status"](rc.trial_status_to_msg(
+            MSG["nora_ros/TrialStatus"], stamp=1001.0, trial_id=1, instruction=req.instruction, state_name="DONE",
+            start_pose=()))
+        got = request(url + "/api/status")[1]
+        assert got["model"] == "a" and got["plan"]["label"] == "trial 2 of 2"  # scored: shown
+        select.hold = False
+        select.respond = lambda req: SRV["nora_ros/SelectModel"].Response(success=False, message="out of memory")
+        assert request(url + "/api/start", "POST", {})[0] == 200
+        assert select.requests[-1].model == "scripted" and len(start.requests) == 1
+        assert request(url + "/api/status")[1]["reason"] == "the policy node did not switch model: out of memory"
+    finally:
+        shell.shutdown()
+
+
+def test_console_shell_refuses_a_plan_model_the_robot_cannot_load(ros, tmp_path):
+    from nora_ros.errors import ConfigurationError
+    from nora_ros.nodes.console_node import ConsoleNode
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("models: [{id: x, policy: nora}]\ntasks: [{name: t, instruction: pick it, trials: 1}]\n")
+    node = ros.Node("console_node", parameter_overrides=[ros.Parameter("port", value=free_port()),
+                                                        ros.Parameter("eval_plan", value=str(plan))])
+    with pytest.raises(ConfigurationError, match="plan model 'x'.*checkpoint"):
+        ConsoleNode(node)
