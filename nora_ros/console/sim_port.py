@@ -257,11 +257,16 @@ class SimConsolePort:
         return None if frame is None else encode_jpeg(to_model_image(frame))
 
     def results(self) -> dict[str, Any]:
+        """The results view; while a blind plan is incomplete, with the models pooled
+        (:func:`~nora_ros.console.views.results_view`): RoboArena and AutoEval reveal
+        comparisons only at the end, so per-model rates cannot bias the scores still to come."""
         with self._lock:
             sup = self.stack.supervisor
-            hide = sup.trial_id if self.plan is not None and self.plan.blind and sup.state in (
+            blind = self.plan is not None and self.plan.blind
+            hide = sup.trial_id if blind and sup.state in (
                 TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE) else 0
-        return results_view(self.results_path, hide_model_of=hide)
+        pool = blind and progress(self.plan, self._results()).next is not None
+        return results_view(self.results_path, hide_model_of=hide, pool_models=pool)
 
     # ----------------------------------------------------------------- port: commands
 

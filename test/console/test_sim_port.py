@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("mujoco")
 
 from nora_ros.console.sim_port import SimConsolePort  # noqa: E402
+from nora_ros.console.views import POOLED  # noqa: E402
 from nora_ros.runner import LoopConfig, build_sim_stack  # noqa: E402
 from nora_ros.sim.expert import ScriptedExpertPolicy  # noqa: E402
 from nora_ros.trials.plan import EvalPlan  # noqa: E402
@@ -114,5 +115,35 @@ def test_estop_goes_through_the_safety_filter_and_blocks_trials_until_reset(tmp_
     assert stored[0].end_state == "ABORTED" and "test e-stop" in stored[0].reason
     port.set_enabled(False)
     assert not port.status().safety.enabled
+    port.close()
+    port.stack.close()
+
+
+AB = EvalPlan.from_mapping({
+    "name": "blind-two", "order": "blocked", "blind": True,
+    "models": [{"id": "expert-a", "policy": "scripted"}, {"id": "expert-b", "policy": "scripted"}],
+    "tasks": [{"name": "carrot in pot", "instruction": "put the carrot in the pot", "trials": 1,
+               "sim_task": "carrot_in_pot"}],
+})
+
+
+def test_blind_plan_pools_the_models_until_it_is_complete(tmp_path):
+    port = make_port(tmp_path / "results.jsonl", plan=AB)
+    port.start()
+    run_until(port, {TrialState.AWAITING_SCORE})
+    port.score("success")
+    while_blind = port.results()
+    assert while_blind["pooled"] and while_blind["models"] == [POOLED]
+    assert while_blind["rows"][0]["cells"] == ["100.0% (1/1) [20.7, 100.0]"]
+    assert [t["model"] for t in while_blind["trials"]] == [""]
+
+    port.start()
+    run_until(port, {TrialState.AWAITING_SCORE})
+    port.score("failure dropped it")
+    done = port.results()
+    assert not done["pooled"] and done["models"] == ["expert-a", "expert-b"]
+    assert done["rows"][0]["cells"] == ["100.0% (1/1) [20.7, 100.0]", "0.0% (0/1) [0.0, 79.3]"]
+    assert [(t["trial_id"], t["model"], t["score"]) for t in done["trials"]] == [
+        (2, "expert-b", "failure"), (1, "expert-a", "success")]
     port.close()
     port.stack.close()

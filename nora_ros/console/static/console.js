@@ -105,11 +105,13 @@ function showResults(d) {
     for (const c of d.average) cell(tr, c);
     body.appendChild(tr);
   }
+  $("pooled").hidden = !d.pooled;
   const tb = $("trials").tBodies[0];
   tb.replaceChildren();
   for (const t of d.trials) {
     const tr = document.createElement("tr");
-    for (const v of [t.trial_id, t.task, t.model, t.score, t.note, t.steps, t.recording, t.plots]) cell(tr, String(v));
+    const model = t.model || (d.pooled ? "hidden until the plan is complete" : "");
+    for (const v of [t.trial_id, t.task, model, t.score, t.note, t.steps, t.recording, t.plots]) cell(tr, String(v));
     tb.appendChild(tr);
   }
 }
