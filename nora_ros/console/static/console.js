@@ -54,7 +54,7 @@ function showStatus(s) {
   $("state").textContent = s.state;
   $("trial").textContent = s.trial_id ? String(s.trial_id) + (s.task ? " (" + s.task + ")" : "") : "-";
   $("instr").textContent = s.instruction || "-";
-  $("model").textContent = s.model || (s.plan && s.plan.blind ? "hidden until scored (blind)" : "-");
+  $("model").textContent = s.model || (s.plan && s.plan.blind ? "hidden until the plan is complete (blind)" : "-");
   $("elapsed").textContent = fmtTime(s.elapsed_s);
   $("steps").textContent = String(s.steps);
   $("policy").textContent = (s.latency_s === null ? "latency -" : "latency " + (1000 * s.latency_s).toFixed(0) + " ms")
