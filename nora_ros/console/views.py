@@ -49,11 +49,16 @@ def results_view(path: str | pathlib.Path | None, hide_model_of: int = 0,
             "score": r.score.kind.value + (f" {r.score.fraction:g}" if r.score.fraction is not None else ""),
             "note": r.note, "reason": r.reason, "steps": r.steps, "duration_s": round(r.duration_s, 1),
             "recording": r.recording or "",
-            "plots": f"nora-ros replay {r.recording}" if r.recording else "",
+            "plot": plot_url(r.trial_id) if r.recording else "",
         })
     return {"models": list(table.models), "rows": rows,
             "average": [format_cell(table.average[m]) for m in table.models],
             "trials": trials, "warnings": list(loaded.warnings), "pooled": pool_models}
+
+
+def plot_url(trial_id: int) -> str:
+    """Where the page finds a recorded trial's plot (:mod:`nora_ros.console.trial_plots`)."""
+    return f"/api/trials/{int(trial_id)}/plot.png"
 
 
 def _pooled(loaded: LoadedResults) -> LoadedResults:

@@ -86,6 +86,8 @@ function showStatus(s) {
   }
 }
 
+const PLOT_URL = /^\/api\/trials\/[0-9]+\/plot\.png$/;  // the server's own link, nothing else
+
 function showResults(d) {
   const head = $("results").tHead, body = $("results").tBodies[0];
   head.replaceChildren(); body.replaceChildren();
@@ -111,7 +113,15 @@ function showResults(d) {
   for (const t of d.trials) {
     const tr = document.createElement("tr");
     const model = t.model || (d.pooled ? "hidden until the plan is complete" : "");
-    for (const v of [t.trial_id, t.task, model, t.score, t.note, t.steps, t.recording, t.plots]) cell(tr, String(v));
+    for (const v of [t.trial_id, t.task, model, t.score, t.note, t.steps, t.recording]) cell(tr, String(v));
+    const plot = document.createElement("td");
+    if (PLOT_URL.test(t.plot || "")) {
+      const a = document.createElement("a");
+      a.href = t.plot; a.target = "_blank"; a.rel = "noopener"; a.textContent = "plot";
+      a.title = "commanded vs sent velocity, gripper and safety limits of trial " + t.trial_id;
+      plot.appendChild(a);
+    }
+    tr.appendChild(plot);
     tb.appendChild(tr);
   }
 }
