@@ -47,7 +47,7 @@ class PlanView:
 class ConsoleStatus:
     """One snapshot of everything the page shows besides images and results.
 
-    ``model`` is ``""`` while a blind plan's trial is not yet scored. ``latency_s`` is the last
+    ``model`` is ``""`` while a blind plan is not complete. ``latency_s`` is the last
     inference's time and ``rate_hz`` the policy's chunk rate over the last seconds.
     """
 

@@ -6,7 +6,8 @@ long-lived response that mostly waits; async I/O is what keeps it cheap, and kee
 viewer from holding up the e-stop. aiohttp is mature, maintained by the aio-libs team, and has
 no native dependencies. Port calls that may wait for the control tick (the lock) run in
 executors: the e-stop in its own single-thread executor, so a flood of other requests cannot
-queue in front of it.
+queue in front of it; trial plots (a bag read and a drawing, a fraction of a second each) in
+another, so they queue behind each other and never hold the threads the status needs.
 
 Routes (all answers JSON except the page, static files and images):
 
@@ -14,6 +15,7 @@ Routes (all answers JSON except the page, static files and images):
   GET  /api/status            state snapshot     GET /api/results     table and finished trials
   GET  /api/camera.mjpg       live camera        GET /api/camera.jpg  latest frame
   GET  /api/model_input.jpg   the 224x224 image the policy sees
+  GET  /api/trials/<id>/plot.png  a finished trial's plot, from its bag (:mod:`.trial_plots`)
   POST /api/estop             latch the e-stop (checked first, never rate-limited)
   POST /api/start {instruction}   /api/stop   /api/score {text}   /api/reset   /api/enable {enabled}
 
@@ -34,7 +36,8 @@ from aiohttp import web
 
 from nora_ros.console.port import ConsolePort
 from nora_ros.console.security import TOKEN_COOKIE, TOKEN_HEADER, AccessPolicy, RateLimiter
-from nora_ros.errors import NoraError
+from nora_ros.console.trial_plots import PlotNotFound, TrialPlots
+from nora_ros.errors import BagError, NoraError
 from nora_ros.trials.state import TrialStateError
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,9 @@ _PORT = web.AppKey("port", object)
 _POLICY = web.AppKey("policy", AccessPolicy)
 _LIMIT = web.AppKey("limit", RateLimiter)
 _ESTOP_POOL = web.AppKey("estop_pool", concurrent.futures.ThreadPoolExecutor)
+_PLOTS = web.AppKey("plots", TrialPlots)
+_PLOT_POOL = web.AppKey("plot_pool", concurrent.futures.ThreadPoolExecutor)
+MAX_ID_DIGITS = 9
 
 
 def _error(status: int, reason: str) -> web.Response:
@@ -156,6 +162,23 @@ async def model_input_jpg(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+async def trial_plot(request: web.Request) -> web.Response:
+    """A finished trial's plot (PNG). Only an integer id is taken from the request; the bag is
+    the one the results file names for that trial."""
+    raw = request.match_info["trial_id"]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_ID_DIGITS) or int(raw) < 1:
+        return _error(400, "a trial id is a positive integer")
+    try:
+        png = await asyncio.get_running_loop().run_in_executor(request.app[_PLOT_POOL], request.app[_PLOTS].png,
+                                                               int(raw))
+    except PlotNotFound as exc:
+        return _error(404, str(exc))
+    except BagError as exc:
+        return _error(422, f"trial {int(raw)} has no plot: {exc}")
+    return web.Response(body=png, content_type="image/png",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
 async def camera_mjpg(request: web.Request) -> web.StreamResponse:
     """The live camera as an MJPEG stream: a new part whenever the frame changes, at most
     ``STREAM_FPS`` per second; ends when the viewer goes away."""
@@ -218,6 +241,9 @@ def make_app(port: ConsolePort, policy: AccessPolicy | None = None) -> web.Appli
     app[_POLICY] = policy
     app[_LIMIT] = RateLimiter(policy.rate_per_s, policy.burst)
     app[_ESTOP_POOL] = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="estop")
+    app[_PLOTS] = TrialPlots(port.results)
+    app[_PLOT_POOL] = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
+    app.on_cleanup.append(_close_plot_pool)
     app.router.add_post("/api/estop", estop)
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
@@ -226,12 +252,17 @@ def make_app(port: ConsolePort, policy: AccessPolicy | None = None) -> web.Appli
     app.router.add_get("/api/camera.jpg", camera_jpg)
     app.router.add_get("/api/camera.mjpg", camera_mjpg)
     app.router.add_get("/api/model_input.jpg", model_input_jpg)
+    app.router.add_get("/api/trials/{trial_id}/plot.png", trial_plot)
     app.router.add_post("/api/start", start)
     app.router.add_post("/api/stop", stop)
     app.router.add_post("/api/score", score)
     app.router.add_post("/api/reset", reset)
     app.router.add_post("/api/enable", enable)
     return app
+
+
+async def _close_plot_pool(app: web.Application) -> None:
+    app[_PLOT_POOL].shutdown(wait=False, cancel_futures=True)
 
 
 class ServerHandle:

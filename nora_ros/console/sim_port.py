@@ -27,7 +27,7 @@ from nora_ros.console.port import ConsoleStatus, PlanView, SafetyView
 from nora_ros.console.views import encode_jpeg, results_view
 from nora_ros.errors import ConfigurationError, InvalidInputError
 from nora_ros.policy.worker import ThreadedInference, VirtualInference
-from nora_ros.trials.plan import EvalPlan, PlannedTrial, progress
+from nora_ros.trials.plan import EvalPlan, PlannedTrial, PlanProgress, progress
 from nora_ros.trials.results_store import load_results
 from nora_ros.trials.state import RunInfo, TrialBusyError, TrialState
 
@@ -204,9 +204,11 @@ class SimConsolePort:
             rate = (len(chunks) - 1) / (chunks[-1] - chunks[0]) if len(chunks) > 1 and chunks[-1] > chunks[0] else None
             created = sup.trial_created
             active = sup.state in (TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE)
-            blind = self.plan is not None and self.plan.blind
-            # Blind: no model before a trial is scored (while one runs, or before the first).
-            model = "" if blind and (active or sup.trial_id == 0) else sup.run_info.model_id
+            prog = progress(self.plan, self._results()) if self.plan is not None else None
+            # Blind: no model while the plan is incomplete (see results()): not while a trial
+            # runs, and not once it is scored either, or the operator could tally the models.
+            hidden = self.plan is not None and self.plan.blind and (active or prog.next is not None)
+            model = "" if hidden else sup.run_info.model_id
             return ConsoleStatus(
                 state=sup.state.value, trial_id=sup.trial_id, instruction=sup.instruction,
                 task=self._planned.task.name if self._planned and active else "",
@@ -214,17 +216,16 @@ class SimConsolePort:
                 steps=sup.steps, reason=self._last_reason, latency_s=self._latency_s, rate_hz=rate,
                 safety=SafetyView(flt.enabled, flt.estopped, flt.estop_reason, recent,
                                   holding=s.safe_arm.last is None or s.safe_arm.last.holding),
-                plan=self._plan_view(), presets=self._presets(), frame_seq=self._frame_seq)
+                plan=self._plan_view(prog), presets=self._presets(), frame_seq=self._frame_seq)
 
     def _presets(self) -> tuple[str, ...]:
         if self.plan is not None:
             return tuple(t.instruction for t in self.plan.tasks)
         return (self.stack.world.task.instruction,)
 
-    def _plan_view(self) -> PlanView | None:
-        if self.plan is None:
+    def _plan_view(self, prog: PlanProgress | None) -> PlanView | None:
+        if self.plan is None or prog is None:
             return None
-        prog = progress(self.plan, self._results())
         nxt = prog.next
         return PlanView(name=self.plan.name, label=prog.label, done=prog.done, total=prog.total,
                         next_task=nxt.task.name if nxt else "", next_instruction=nxt.task.instruction if nxt else "",
@@ -257,11 +258,16 @@ class SimConsolePort:
         return None if frame is None else encode_jpeg(to_model_image(frame))
 
     def results(self) -> dict[str, Any]:
+        """The results view; while a blind plan is incomplete, with the models pooled
+        (:func:`~nora_ros.console.views.results_view`): RoboArena and AutoEval reveal
+        comparisons only at the end, so per-model rates cannot bias the scores still to come."""
         with self._lock:
             sup = self.stack.supervisor
-            hide = sup.trial_id if self.plan is not None and self.plan.blind and sup.state in (
+            blind = self.plan is not None and self.plan.blind
+            hide = sup.trial_id if blind and sup.state in (
                 TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE) else 0
-        return results_view(self.results_path, hide_model_of=hide)
+        pool = blind and progress(self.plan, self._results()).next is not None
+        return results_view(self.results_path, hide_model_of=hide, pool_models=pool)
 
     # ----------------------------------------------------------------- port: commands
 

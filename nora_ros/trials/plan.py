@@ -12,7 +12,7 @@ Format::
     name: table1-carrot
     order: randomized        # blocked | interleaved | randomized
     seed: 7                  # for randomized
-    blind: true              # hide the model from the page until the trial is scored
+    blind: true              # hide the models from the page until the plan is complete
     models:
       - {id: nora, checkpoint: declare-lab/nora}
       - {id: nora-long, checkpoint: declare-lab/nora-long, policy: nora}

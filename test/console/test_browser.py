@@ -7,6 +7,7 @@ also saves the page as README's screenshot.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import shutil
@@ -25,15 +26,17 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 INSTRUCTION = "put the carrot in the pot"
 XSS = "<img src=x onerror=alert(1)>"
+RECORDS = importlib.util.find_spec("rosbags") is not None
 NAMES = ("Start", "Stop", "Success", "Failure", "Partial", "Abort", "E-stop", "Reset", "Enable", "Disable")
 
 
-def spawn_console(tmp_path, *extra: str) -> tuple[subprocess.Popen, str]:
+def spawn_console(tmp_path, *extra: str, record: bool = False) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "osmesa"),
            "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "osmesa")}
     log = open(tmp_path / "console.log", "w")  # noqa: SIM115 -- closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "nora_ros.cli", "demo", "--console", "--no-record",
+    proc = subprocess.Popen([sys.executable, "-m", "nora_ros.cli", "demo", "--console",
+                             *(() if record else ("--no-record",)),
                              "--out", str(tmp_path / "out"), "--console-port", str(port), *extra],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -60,7 +63,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def console(tmp_path):
-    proc, url = spawn_console(tmp_path)
+    """The demo console, recording a bag per trial when rosbags is installed (for the plot links)."""
+    proc, url = spawn_console(tmp_path, record=RECORDS)
     yield url
     stop(proc)
 
@@ -140,6 +144,11 @@ def test_operator_runs_scores_and_estops_a_trial_in_the_browser(console, browser
     wait_for(lambda: "100.0% (1/1)" in d.find_element(By.ID, "results").text, what="the row in the results table")
     assert INSTRUCTION in d.find_element(By.ID, "results").text
     assert "success" in d.find_element(By.ID, "trials").text
+    if RECORDS:  # the finished trial links its plot, drawn from its bag
+        link = wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#trials a"), what="the plot link")[0]
+        assert link.text == "plot" and link.get_attribute("target") == "_blank"
+        status, png = request(link.get_attribute("href"))
+        assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
 
     # E-stop from the keyboard during a trial: aborted, arm held, new trials refused until Reset
     start(d, INSTRUCTION)

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("mujoco")
 
 from nora_ros.console.sim_port import SimConsolePort  # noqa: E402
+from nora_ros.console.views import POOLED  # noqa: E402
 from nora_ros.runner import LoopConfig, build_sim_stack  # noqa: E402
 from nora_ros.sim.expert import ScriptedExpertPolicy  # noqa: E402
 from nora_ros.trials.plan import EvalPlan  # noqa: E402
@@ -49,10 +50,10 @@ def run_planned_trial(port: SimConsolePort) -> str:
     assert status.model == "", "blind: the model is hidden while the trial runs"
     assert status.plan is not None and status.plan.next_model == ""
     run_until(port, {TrialState.AWAITING_SCORE})
-    assert port.status().model == ""  # still hidden until scored
+    assert port.status().model == ""  # hidden while it waits for its score
     port.score("success looked clean")
     assert port.stack.supervisor.state is TrialState.DONE
-    return port.status().model  # revealed once scored
+    return port.status().model  # revealed once the plan is complete, not when the trial is scored
 
 
 @pytest.mark.slow
@@ -61,7 +62,7 @@ def test_blind_plan_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
     port = make_port(results)
     assert port.status().plan.label == "trial 1 of 18" and port.status().model == ""
     revealed = [run_planned_trial(port) for _ in range(7)]
-    assert all(revealed)
+    assert not any(revealed), "a scored trial's model would let the operator tally the pooled table"
     port.start()  # trial 8 under way when the process dies: nothing of it is stored
     run_until(port, {TrialState.RUNNING})
     for _ in range(5):
@@ -72,9 +73,9 @@ def test_blind_plan_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
     status = port.status()
     assert status.plan.label == "trial 8 of 18" and status.plan.done == 7
     assert status.plan.eta_s is not None and status.plan.eta_s > 0
-    for _ in range(11):
-        run_planned_trial(port)
+    revealed = [run_planned_trial(port) for _ in range(11)]
     assert port.status().plan.label == "plan complete (18 of 18)"
+    assert not any(revealed[:-1]) and revealed[-1] == PLAN.schedule()[-1].model.id
     with pytest.raises(TrialBusyError, match="complete"):
         port.start()
     port.close()
@@ -114,5 +115,35 @@ def test_estop_goes_through_the_safety_filter_and_blocks_trials_until_reset(tmp_
     assert stored[0].end_state == "ABORTED" and "test e-stop" in stored[0].reason
     port.set_enabled(False)
     assert not port.status().safety.enabled
+    port.close()
+    port.stack.close()
+
+
+AB = EvalPlan.from_mapping({
+    "name": "blind-two", "order": "blocked", "blind": True,
+    "models": [{"id": "expert-a", "policy": "scripted"}, {"id": "expert-b", "policy": "scripted"}],
+    "tasks": [{"name": "carrot in pot", "instruction": "put the carrot in the pot", "trials": 1,
+               "sim_task": "carrot_in_pot"}],
+})
+
+
+def test_blind_plan_pools_the_models_until_it_is_complete(tmp_path):
+    port = make_port(tmp_path / "results.jsonl", plan=AB)
+    port.start()
+    run_until(port, {TrialState.AWAITING_SCORE})
+    port.score("success")
+    while_blind = port.results()
+    assert while_blind["pooled"] and while_blind["models"] == [POOLED]
+    assert while_blind["rows"][0]["cells"] == ["100.0% (1/1) [20.7, 100.0]"]
+    assert [t["model"] for t in while_blind["trials"]] == [""]
+
+    port.start()
+    run_until(port, {TrialState.AWAITING_SCORE})
+    port.score("failure dropped it")
+    done = port.results()
+    assert not done["pooled"] and done["models"] == ["expert-a", "expert-b"]
+    assert done["rows"][0]["cells"] == ["100.0% (1/1) [20.7, 100.0]", "0.0% (0/1) [0.0, 79.3]"]
+    assert [(t["trial_id"], t["model"], t["score"]) for t in done["trials"]] == [
+        (2, "expert-b", "failure"), (1, "expert-a", "success")]
     port.close()
     port.stack.close()

@@ -54,7 +54,7 @@ function showStatus(s) {
   $("state").textContent = s.state;
   $("trial").textContent = s.trial_id ? String(s.trial_id) + (s.task ? " (" + s.task + ")" : "") : "-";
   $("instr").textContent = s.instruction || "-";
-  $("model").textContent = s.model || (s.plan && s.plan.blind ? "hidden until scored (blind)" : "-");
+  $("model").textContent = s.model || (s.plan && s.plan.blind ? "hidden until the plan is complete (blind)" : "-");
   $("elapsed").textContent = fmtTime(s.elapsed_s);
   $("steps").textContent = String(s.steps);
   $("policy").textContent = (s.latency_s === null ? "latency -" : "latency " + (1000 * s.latency_s).toFixed(0) + " ms")
@@ -86,6 +86,8 @@ function showStatus(s) {
   }
 }
 
+const PLOT_URL = /^\/api\/trials\/[0-9]+\/plot\.png$/;  // the server's own link, nothing else
+
 function showResults(d) {
   const head = $("results").tHead, body = $("results").tBodies[0];
   head.replaceChildren(); body.replaceChildren();
@@ -105,11 +107,21 @@ function showResults(d) {
     for (const c of d.average) cell(tr, c);
     body.appendChild(tr);
   }
+  $("pooled").hidden = !d.pooled;
   const tb = $("trials").tBodies[0];
   tb.replaceChildren();
   for (const t of d.trials) {
     const tr = document.createElement("tr");
-    for (const v of [t.trial_id, t.task, t.model, t.score, t.note, t.steps, t.recording, t.plots]) cell(tr, String(v));
+    const model = t.model || (d.pooled ? "hidden until the plan is complete" : "");
+    for (const v of [t.trial_id, t.task, model, t.score, t.note, t.steps, t.recording]) cell(tr, String(v));
+    const plot = document.createElement("td");
+    if (PLOT_URL.test(t.plot || "")) {
+      const a = document.createElement("a");
+      a.href = t.plot; a.target = "_blank"; a.rel = "noopener"; a.textContent = "plot";
+      a.title = "commanded vs sent velocity, gripper and safety limits of trial " + t.trial_id;
+      plot.appendChild(a);
+    }
+    tr.appendChild(plot);
     tb.appendChild(tr);
   }
 }
