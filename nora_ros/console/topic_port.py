@@ -163,8 +163,11 @@ class TopicConsolePort:
             elapsed = now - self._running_since if self._running_since is not None else 0.0
             planned = self._trial_models.get(tr.trial_id)
             model, task = self.model_id, ""
+            plan_view = self._plan_view()
             if self.plan is not None:
-                hidden = self.plan.blind and (tr.state in ACTIVE or tr.trial_id == 0)
+                # Blind: no model on the page until the whole plan is scored (one trial's model at a
+                # time would let the operator tally the models as the series goes).
+                hidden = self.plan.blind and (tr.state in ACTIVE or plan_view.next_task != "")
                 model = "" if hidden or planned is None else planned.model.id
                 task = planned.task.name if planned is not None and tr.state in ACTIVE else ""
             if self._pending and now - self._pending_since > self.pending_timeout:
@@ -173,7 +176,7 @@ class TopicConsolePort:
             reason = self._pending or self._note or tr.reason
             return ConsoleStatus(state=tr.state, trial_id=tr.trial_id, instruction=tr.instruction, task=task,
                                  model=model, elapsed_s=round(elapsed, 2), steps=tr.steps, reason=reason,
-                                 latency_s=self._latency, rate_hz=rate, safety=self._safety, plan=self._plan_view(),
+                                 latency_s=self._latency, rate_hz=rate, safety=self._safety, plan=plan_view,
                                  presets=self.presets, frame_seq=self._seq)
 
     def _results(self):
@@ -289,5 +292,7 @@ class TopicConsolePort:
     def results(self) -> dict[str, Any]:
         with self._lock:
             tr = self._trial
-        hide = tr.trial_id if self.plan is not None and self.plan.blind and tr.state in ACTIVE else 0
-        return results_view(self.results_file, hide_model_of=hide)
+        blind = self.plan is not None and self.plan.blind
+        hide = tr.trial_id if blind and tr.state in ACTIVE else 0
+        pool = blind and progress(self.plan, self._results()).next is not None
+        return results_view(self.results_file, hide_model_of=hide, pool_models=pool)

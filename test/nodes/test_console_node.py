@@ -142,12 +142,18 @@ def test_console_shell_walks_a_blind_plan_switching_the_policy_model_first(ros, 
             MSG["nora_ros/TrialStatus"], stamp=1001.0, trial_id=1, instruction=req.instruction, state_name="DONE",
             start_pose=()))
         got = request(url + "/api/status")[1]
-        assert got["model"] == "a" and got["plan"]["label"] == "trial 2 of 2"  # scored: shown
+        assert got["model"] == "" and got["plan"]["label"] == "trial 2 of 2"  # scored, but the plan is not done
+        table = request(url + "/api/results")[1]
+        assert table["pooled"] and len(table["models"]) == 1 and [t["model"] for t in table["trials"]] == [""]
         select.hold = False
         select.respond = lambda req: SRV["nora_ros/SelectModel"].Response(success=False, message="out of memory")
         assert request(url + "/api/start", "POST", {})[0] == 200
         assert select.requests[-1].model == "scripted" and len(start.requests) == 1
         assert request(url + "/api/status")[1]["reason"] == "the policy node did not switch model: out of memory"
+        _store_done(results, "carrot", "b", "put the carrot in the pot")  # the plan complete: models shown
+        got, table = request(url + "/api/status")[1], request(url + "/api/results")[1]
+        assert got["model"] == "a" and got["plan"]["label"] == "plan complete (2 of 2)"
+        assert table["models"] == ["a", "b"] and not table["pooled"]
     finally:
         shell.shutdown()
 
