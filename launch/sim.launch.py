@@ -63,6 +63,7 @@ def generate_launch_description():
     log_level = LaunchConfiguration("log_level")
     console = LaunchConfiguration("console")
     console_port = LaunchConfiguration("console_port")
+    eval_plan = LaunchConfiguration("eval_plan")
 
     arguments = [
         DeclareLaunchArgument(
@@ -107,6 +108,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "console_port", default_value="8080",
             description="TCP port of the operator console (http://127.0.0.1:PORT/)."),
+        DeclareLaunchArgument(
+            "eval_plan", default_value="",
+            description="Evaluation plan YAML for the console (tasks, models, order, blind): Start runs the plan's "
+                        "next trial, switching the policy node's model first; resumes from results_file."),
         DeclareLaunchArgument(
             "log_level", default_value="info", choices=["debug", "info", "warn", "error"],
             description="Log level of the nodes."),
@@ -164,6 +169,7 @@ def generate_launch_description():
             condition=IfCondition(console),
             parameters=[params_file, {
                 "port": ParameterValue(console_port, value_type=int),
+                "eval_plan": ParameterValue(eval_plan, value_type=str),
                 "results_file": ParameterValue(results_file, value_type=str),
                 "model_id": ParameterValue(model, value_type=str),
             }],

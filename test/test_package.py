@@ -108,6 +108,8 @@ def test_cmake_generates_every_message(cmake):
     on_disk = {p.stem for p in (REPO / "msg").glob("*.msg")}
     assert listed == on_disk == set(MSG_NAMES)
     assert "DEPENDENCIES" in args and "std_msgs" in args and "geometry_msgs" in args
+    services = set(re.findall(r'"srv/(\w+)\.srv"', args))
+    assert services == {p.stem for p in (REPO / "srv").glob("*.srv")} == {"SelectModel", "StartTrial"}
 
 
 def test_cmake_installs_sources_beside_the_generated_package(cmake):
@@ -223,6 +225,16 @@ def test_msg_files_pass_the_real_rosidl_parser():
         ours = repo_specs()[f"nora_ros/{name}"]
         assert [f.name for f in spec.fields] == [f.name for f in ours.fields]
         assert {c.name: c.value for c in spec.constants} == {c.name: c.value for c in ours.constants}
+
+
+def test_srv_files_pass_the_real_rosidl_parser():
+    parser = pytest.importorskip("rosidl_adapter.parser", reason="rosidl_adapter (ROS 2's .msg parser) is not installed")
+    from ros_msg_standins import repo_service_specs
+
+    for name, (request, response) in repo_service_specs().items():
+        spec = parser.parse_service_file("nora_ros", str(REPO / "srv" / f"{name.split('/')[1]}.srv"))
+        assert [f.name for f in spec.request.fields] == [f.name for f in request.fields]
+        assert [f.name for f in spec.response.fields] == [f.name for f in response.fields]
 
 
 def test_msg_parser_rejects_what_rosidl_rejects():

@@ -280,3 +280,60 @@ def test_one_policy_node_serves_two_robot_namespaces(ros, bridge_episodes):
     assert _spin_until(executor, lambda: bool(cmds))
     assert cmds[-1].header.frame_id == "left/base_link"
     assert chunks["right"] == []  # the right arm runs no trial
+
+
+def test_console_walks_a_blind_two_model_plan_on_the_sim_graph(ros, tmp_path, bridge_episodes):
+    """The console node on a real graph with sim.launch.py's nodes: Start runs the plan's next
+    trial, the policy node switches model first (policy/select_model), the supervisor stores each
+    trial under the model that ran (checked against action_chunk); Stop ends a rollout."""
+    pytest.importorskip("nora_ros.sim.world", reason="MuJoCo is not installed")
+    pytest.importorskip("aiohttp", reason="the console needs aiohttp")
+    import json
+
+    from console_helpers import free_port, request
+    from nora_ros.msg import TrialResult, TrialStatus
+
+    from nora_ros.nodes.console_node import ConsoleNode
+    from nora_ros.nodes.policy_node import PolicyNode
+    from nora_ros.nodes.safety_node import SafetyNode
+    from nora_ros.nodes.sim_node import SimNode
+    from nora_ros.nodes.supervisor_node import SupervisorNode
+
+    executor, probe, _ = ros
+    plan = tmp_path / "plan.yaml"
+    replay = f"replay:{bridge_episodes[0]}"
+    plan.write_text("name: ab\norder: interleaved\nblind: true\nmodels:\n  - {id: expert, policy: scripted}\n"
+                    f"  - {{id: replayed, checkpoint: '{replay}'}}\n"
+                    "tasks:\n  - {name: carrot, instruction: put the carrot in the pot, trials: 1}\n")
+    results_file = tmp_path / "r.jsonl"
+    _start(ros, SimNode, "sim_node", camera_rate_hz=5.0)
+    policy = _start(ros, PolicyNode, "policy_node", model="scripted", control_rate_hz=10.0)
+    _start(ros, SafetyNode, "safety_node", arm_backend="topic", **{"safety.tick_period": 0.1})
+    _start(ros, SupervisorNode, "supervisor_node", results_file=str(results_file), max_steps=15,
+           start_pose=[0.25, 0.0, 0.15, 0.0, 0.0, 0.0])
+    port = free_port()
+    _start(ros, ConsoleNode, "console_node", port=port, results_file=str(results_file), eval_plan=str(plan))
+    url = f"http://127.0.0.1:{port}"
+    statuses = _collect(probe, TrialStatus, "/nora/trial/status", common.LATCHED)
+    results = _collect(probe, TrialResult, "/nora/trial/result", common.EVENTS)
+    assert _spin_until(executor, lambda: request(url + "/api/status")[1]["safety"]["enabled"] and statuses)
+    assert request(url + "/api/status")[1]["plan"]["label"] == "trial 1 of 2"
+
+    assert request(url + "/api/start", "POST", {})[0] == 200
+    assert _spin_until(executor, lambda: results, timeout=60.0), [s.state_name + ": " + s.reason for s in statuses]
+    assert (results[0].model_id, results[0].task) == ("expert", "carrot")
+    got = request(url + "/api/status")[1]
+    assert got["plan"]["label"] == "trial 2 of 2" and got["model"] == ""  # blind until the plan is complete
+
+    assert request(url + "/api/start", "POST", {})[0] == 200  # the replayed model: loaded, then started
+    assert _spin_until(executor, lambda: statuses[-1].state_name == "RUNNING" and statuses[-1].trial_id == 2,
+                       timeout=30.0), [s.state_name + ": " + s.reason for s in statuses]
+    assert policy.models.current == replay and policy.models.loaded == ("scripted", replay)
+    assert request(url + "/api/stop", "POST", {})[0] == 200
+    assert _spin_until(executor, lambda: len(results) == 2, timeout=30.0), [s.reason for s in statuses]
+    assert results[1].model_id == "replayed" and any(s.reason == "operator stop" for s in statuses)
+    stored = [json.loads(line) for line in results_file.read_text().splitlines()]
+    assert [(r["model_id"], r["end_state"]) for r in stored] == [("expert", "DONE"), ("replayed", "DONE")]
+    table = request(url + "/api/results")[1]
+    assert table["models"] == ["expert", "replayed"] and not table["pooled"]
+    assert request(url + "/api/status")[1]["plan"]["label"] == "plan complete (2 of 2)"
