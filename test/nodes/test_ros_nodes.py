@@ -322,10 +322,12 @@ def test_console_walks_a_blind_two_model_plan_on_the_sim_graph(ros, tmp_path, br
     assert request(url + "/api/start", "POST", {})[0] == 200
     assert _spin_until(executor, lambda: results, timeout=60.0), [s.state_name + ": " + s.reason for s in statuses]
     assert (results[0].model_id, results[0].task) == ("expert", "carrot")
+    assert _spin_until(executor, lambda: request(url + "/api/status")[1]["state"] == "DONE")  # the page caught up
     got = request(url + "/api/status")[1]
     assert got["plan"]["label"] == "trial 2 of 2" and got["model"] == ""  # blind until the plan is complete
 
-    assert request(url + "/api/start", "POST", {})[0] == 200  # the replayed model: loaded, then started
+    code, body = request(url + "/api/start", "POST", {})  # the replayed model: loaded, then started
+    assert code == 200, body
     assert _spin_until(executor, lambda: statuses[-1].state_name == "RUNNING" and statuses[-1].trial_id == 2,
                        timeout=30.0), [s.state_name + ": " + s.reason for s in statuses]
     assert policy.models.current == replay and policy.models.loaded == ("scripted", replay)
