@@ -110,11 +110,9 @@ class EvalPlan:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigurationError(f"unknown plan field(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(known))}")
-        try:
-            tasks = tuple(PlanTask(**dict(t)) for t in data.get("tasks") or ())
-            models = tuple(PlanModel(**({"id": m} if isinstance(m, str) else dict(m))) for m in data.get("models") or ())
-        except TypeError as exc:
-            raise ConfigurationError(f"bad task or model entry: {exc}") from exc
+        tasks = tuple(PlanTask(**_entry(t, PlanTask, "task", i)) for i, t in enumerate(data.get("tasks") or ()))
+        models = tuple(PlanModel(**_entry({"id": m} if isinstance(m, str) else m, PlanModel, "model", i))
+                       for i, m in enumerate(data.get("models") or ()))
         return cls(name=str(data.get("name", "plan")), tasks=tasks, models=models,
                    order=str(data.get("order", "blocked")), seed=int(data.get("seed", 0)),
                    blind=bool(data.get("blind", False)))
@@ -140,6 +138,26 @@ class EvalPlan:
             seen[(t.name, m.id)] += 1
             out.append(PlannedTrial(i, t, m, seen[(t.name, m.id)]))
         return out
+
+
+def _entry(entry: Any, cls: type, what: str, index: int) -> dict[str, Any]:
+    """One task or model mapping, its fields checked against ``cls`` with a message that says
+    which entry and what is known (a comma inside an unquoted flow mapping splits a value)."""
+    import dataclasses
+
+    if not isinstance(entry, Mapping):
+        raise ConfigurationError(f"{what} {index + 1}: expected a mapping, got {entry!r}")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = [str(k) for k in entry if k not in fields]
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+    missing = [k for k in required if k not in entry]
+    if unknown or missing:
+        name = entry.get("name", entry.get("id", ""))
+        problem = f"unknown field(s) {', '.join(map(repr, unknown))}" if unknown else \
+            f"missing {', '.join(missing)}"
+        raise ConfigurationError(f"{what} {index + 1} {name!r}: {problem}; fields: {', '.join(fields)} (quote a "
+                                 "value that holds a comma or a colon)")
+    return dict(entry)
 
 
 def load_plan(path: str | pathlib.Path) -> EvalPlan:

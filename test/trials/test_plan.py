@@ -76,3 +76,19 @@ def test_progress_resumes_after_the_done_slots_and_reruns_aborted_ones():
     assert prog.eta_s == pytest.approx(16 * 30.0)
     everything = [result(k + 1, s.task.name, s.model.id) for k, s in enumerate(p.schedule())]
     assert progress(p, everything).next is None and progress(p, everything).label == "plan complete (18 of 18)"
+
+
+def test_a_bad_entry_is_named_with_the_fields_it_may_have():
+    from nora_ros.errors import ConfigurationError
+    from nora_ros.trials.plan import EvalPlan
+
+    # YAML flow mapping {setup: same, second try}: the comma made a key 'second try'
+    with pytest.raises(ConfigurationError, match=r"task 2 'b': unknown field\(s\) 'second try'; fields: name, "
+                                                 r"instruction, trials, setup, sim_task \(quote"):
+        EvalPlan.from_mapping({"models": ["m"], "tasks": [{"name": "a", "instruction": "x", "trials": 1},
+                                                          {"name": "b", "instruction": "x", "trials": 1,
+                                                           "setup": "same", "second try": None}]})
+    with pytest.raises(ConfigurationError, match="model 1 'm': missing id|model 1 '': missing id"):
+        EvalPlan.from_mapping({"models": [{"checkpoint": "c"}], "tasks": [{"name": "a", "instruction": "x", "trials": 1}]})
+    with pytest.raises(ConfigurationError, match="task 1: expected a mapping"):
+        EvalPlan.from_mapping({"models": ["m"], "tasks": ["just text"]})
