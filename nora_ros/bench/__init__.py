@@ -4,4 +4,4 @@ Each module defines ``register(subparsers)`` like the CLI commands. Benchmarks a
 not tests: the figures in notes and README come from here.
 """
 
-BENCHES = ("policy", "safety", "loop", "fast", "kinematics", "sim", "ros", "replay", "robots", "console")
+BENCHES = ("policy", "safety", "loop", "fast", "kinematics", "sim", "ros", "replay", "robots", "console", "models")
