@@ -48,13 +48,14 @@ ROLES: tuple[Role, ...] = (
     Role("safety", "safety_node", "the safety node, the only one that commands the arm", ("widowx", "sim")),
     Role("supervisor", "supervisor_node", "the trial supervisor", ("widowx", "sim")),
     Role("sim", "sim_node", "the MuJoCo simulator (sim.launch.py only)", ("sim",)),
-    Role("console", "console_node", "the operator web console: instructs, scores and e-stops through the "
-         "same topics and services as an operator's terminal", ("widowx", "sim")),
+    Role("console", "console_node", "the operator web console: starts, stops and scores trials, switches "
+         "models and e-stops through the same services and topics as an operator's terminal", ("widowx", "sim")),
     Role("driver", "", "Interbotix's xs driver and its helpers (widowx.launch.py)", ("widowx",)),
     Role("operator", "", "people's terminals: ros2 topic/service/param, rosbag2 record", ()),
 )
-"""Every role. The console node has the operator's grants on the trial and safety topics and
-services, and none on anything that moves the arm."""
+"""Every role. The console node has the operator's grants on the trial, policy-model and safety
+services and trial/score (not the instruction topic: it starts trials through trial/start), and
+none on anything that moves the arm."""
 
 ROLE_NAMES = tuple(r.name for r in ROLES)
 NODE_ROLES = tuple(r.name for r in ROLES if r.node)
@@ -112,7 +113,7 @@ TOPICS: tuple[TopicAccess, ...] = (
     TopicAccess(t.IMAGE, ("camera", "sim"), ("policy",) + _CONSOLE + _WATCH),
     TopicAccess(t.COMPRESSED, ("camera",), ("policy",) + _WATCH),
     TopicAccess(t.CAMERA_INFO, ("camera", "sim"), _WATCH),
-    TopicAccess(t.INSTRUCTION, ("operator",) + _CONSOLE, ("supervisor",) + _WATCH),
+    TopicAccess(t.INSTRUCTION, ("operator",), ("supervisor",) + _WATCH),  # the console uses trial/start
     TopicAccess(t.TRIAL_STATUS, ("supervisor",), ("policy", "safety", "sim") + _CONSOLE + _WATCH, acts_on=True),
     TopicAccess(TRIAL_SCORE, ("operator", "sim") + _CONSOLE, ("supervisor",) + _WATCH),
     TopicAccess(TRIAL_FAULT, ("policy", "safety"), ("supervisor",) + _WATCH),

@@ -44,7 +44,7 @@ EXPECTED = [
     ("publish", "/nora/sim/gripper_command", {"/nora/safety"}),
     ("publish", "/nora/trial/status", {"/nora/supervisor"}),
     ("publish", "/nora/trial/result", {"/nora/supervisor"}),
-    ("publish", "/nora/instruction", {"/nora/operator", "/nora/console"}),
+    ("publish", "/nora/instruction", {"/nora/operator"}),  # the console starts trials through trial/start
     ("publish", "/nora/trial/score", {"/nora/operator", "/nora/sim", "/nora/console"}),
     ("request", "/nora/safety/estop", {"/nora/operator", "/nora/console"}),
     ("request", "/nora/safety/reset", {"/nora/operator", "/nora/console"}),
@@ -52,6 +52,13 @@ EXPECTED = [
     ("reply", "/nora/safety/estop", {"/nora/safety"}),
     ("reply", "/nora/safety/reset", {"/nora/safety"}),
     ("reply", "/nora/safety/enable", {"/nora/safety"}),
+    # issue 13's robot side: trials started and stopped with an answer, models switched between trials
+    ("request", "/nora/trial/start", {"/nora/operator", "/nora/console"}),
+    ("request", "/nora/trial/stop", {"/nora/operator", "/nora/console"}),
+    ("request", "/nora/policy/select_model", {"/nora/operator", "/nora/console"}),
+    ("reply", "/nora/trial/start", {"/nora/supervisor"}),
+    ("reply", "/nora/trial/stop", {"/nora/supervisor"}),
+    ("reply", "/nora/policy/select_model", {"/nora/policy"}),
 ]
 
 
