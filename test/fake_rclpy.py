@@ -176,12 +176,13 @@ class Client:
     respond: object = None
     hold: bool = False
     pending: list = field(default_factory=list)
+    ready: bool = True
 
     def wait_for_service(self, timeout_sec=None):
-        return True
+        return self.ready
 
     def service_is_ready(self):
-        return True
+        return self.ready
 
     def call_async(self, request):
         self.requests.append(request)

@@ -305,6 +305,9 @@ CONSOLE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("start_timeout", 900.0, "Seconds a Start may wait for the policy node to load the next model and the "
               "supervisor to answer before the page reports it failed (a 3B model loads in minutes the first time).",
               minimum=5.0, maximum=7200.0, read_only=True),
+    ParamSpec("service_wait", 10.0, "Seconds a Start or Stop waits for the supervisor's or policy node's service to be "
+              "discovered (slower under SROS2) before the page says it is not available.", minimum=0.0,
+              maximum=120.0, read_only=True),
 )
 
 

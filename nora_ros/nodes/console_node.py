@@ -16,6 +16,8 @@ safety/enable (std_srvs/SetBool).
 
 from __future__ import annotations
 
+import threading
+
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -93,13 +95,11 @@ class ConsoleNode:
     def stop_trial(self, answer) -> None:
         self._call(self.stop_client, Trigger.Request(), answer, lambda r: None, "the supervisor's trial/stop")
 
-    @staticmethod
-    def _call(client, request, answer, value, what: str) -> None:
-        """An asynchronous call whose reply reaches ``answer(success, message, value)``; a service
-        that is not there is answered at once (a call to it would wait for ever)."""
-        if not client.service_is_ready():
-            answer(False, f"{what} service is not available (is that node running?)", None)
-            return
+    def _call(self, client, request, answer, value, what: str) -> None:
+        """An asynchronous call whose reply reaches ``answer(success, message, value)``. A service not
+        yet discovered is waited for up to ``service_wait`` seconds in a thread of its own (found on
+        Jazzy under SROS2: the first Start came before the secured policy node's service was
+        discovered), then answered as unavailable (a call to it would wait for ever)."""
 
         def done(future) -> None:
             response = future.result()
@@ -108,7 +108,17 @@ class ConsoleNode:
             else:
                 answer(bool(response.success), str(response.message), value(response))
 
-        client.call_async(request).add_done_callback(done)
+        def call() -> None:
+            if not client.service_is_ready() and not client.wait_for_service(timeout_sec=self.params["service_wait"]):
+                answer(False, f"{what} service is not available after {self.params['service_wait']:g} s "
+                              "(is that node running?)", None)
+                return
+            client.call_async(request).add_done_callback(done)
+
+        if client.service_is_ready():
+            call()
+        else:
+            threading.Thread(target=call, name="console-wait-service", daemon=True).start()
 
     def publish_score(self, text: str) -> None:
         self.score_pub.publish(String(data=text))

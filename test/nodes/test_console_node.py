@@ -168,3 +168,28 @@ def test_console_shell_refuses_a_plan_model_the_robot_cannot_load(ros, tmp_path)
                                                         ros.Parameter("eval_plan", value=str(plan))])
     with pytest.raises(ConfigurationError, match="plan model 'x'.*checkpoint"):
         ConsoleNode(node)
+
+
+def test_console_shell_says_when_a_service_is_not_there(ros, tmp_path):
+    """A Start whose service is never discovered ends with that reason on the page (a call to it
+    would wait for ever); the wait runs in its own thread, so the page keeps answering."""
+    import time
+
+    from nora_ros.nodes.console_node import ConsoleNode
+
+    port = free_port()
+    node = ros.Node("console_node", parameter_overrides=[ros.Parameter("port", value=port),
+                                                        ros.Parameter("service_wait", value=0.0)])
+    shell = ConsoleNode(node)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        node.clients["trial/start"].ready = False
+        assert request(url + "/api/start", "POST", {"instruction": "put the carrot in the pot"})[0] == 200
+        deadline = time.monotonic() + 5
+        while "not available" not in request(url + "/api/status")[1]["reason"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert request(url + "/api/status")[1]["reason"] == (
+            "trial not started: the supervisor's trial/start service is not available after 0 s (is that node running?)")
+        assert node.clients["trial/start"].requests == []
+    finally:
+        shell.shutdown()
