@@ -42,6 +42,16 @@ class PlanView:
     eta_s: float | None = None
     blind: bool = False
 
+    @classmethod
+    def of(cls, plan: Any, prog: Any) -> PlanView:
+        """The view of an :class:`~nora_ros.trials.plan.EvalPlan` given its
+        :class:`~nora_ros.trials.plan.PlanProgress`; a blind plan names no next model."""
+        nxt = prog.next
+        return cls(name=plan.name, label=prog.label, done=prog.done, total=prog.total,
+                   next_task=nxt.task.name if nxt else "", next_instruction=nxt.task.instruction if nxt else "",
+                   next_setup=nxt.task.setup if nxt else "",
+                   next_model="" if (nxt is None or plan.blind) else nxt.model.id, eta_s=prog.eta_s, blind=plan.blind)
+
 
 @dataclass(frozen=True)
 class ConsoleStatus:

@@ -224,14 +224,7 @@ class SimConsolePort:
         return (self.stack.world.task.instruction,)
 
     def _plan_view(self, prog: PlanProgress | None) -> PlanView | None:
-        if self.plan is None or prog is None:
-            return None
-        nxt = prog.next
-        return PlanView(name=self.plan.name, label=prog.label, done=prog.done, total=prog.total,
-                        next_task=nxt.task.name if nxt else "", next_instruction=nxt.task.instruction if nxt else "",
-                        next_setup=nxt.task.setup if nxt else "",
-                        next_model="" if (nxt is None or self.plan.blind) else nxt.model.id,
-                        eta_s=prog.eta_s, blind=self.plan.blind)
+        return None if self.plan is None or prog is None else PlanView.of(self.plan, prog)
 
     def _results(self):
         return load_results(self.results_path).results if self.results_path and self._exists() else ()

@@ -186,15 +186,7 @@ class TopicConsolePort:
         return load_results(path).results if path and pathlib.Path(path).exists() else ()
 
     def _plan_view(self) -> PlanView | None:
-        if self.plan is None:
-            return None
-        prog = progress(self.plan, self._results())
-        nxt = prog.next
-        return PlanView(name=self.plan.name, label=prog.label, done=prog.done, total=prog.total,
-                        next_task=nxt.task.name if nxt else "", next_instruction=nxt.task.instruction if nxt else "",
-                        next_setup=nxt.task.setup if nxt else "",
-                        next_model="" if (nxt is None or self.plan.blind) else nxt.model.id,
-                        eta_s=prog.eta_s, blind=self.plan.blind)
+        return None if self.plan is None else PlanView.of(self.plan, progress(self.plan, self._results()))
 
     def camera_jpeg(self) -> tuple[int, bytes] | None:
         with self._lock:
