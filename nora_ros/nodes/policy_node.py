@@ -56,8 +56,8 @@ from nora_ros.interface.params import values_for
 from nora_ros.msg import ActionChunk, EndEffectorCommand, TrialStatus
 from nora_ros.nodes import common
 from nora_ros.policy.batching import BatchingInference
-from nora_ros.policy.factory import SCRIPTED, make_policy
-from nora_ros.policy.model_cache import ModelCache, device_memory
+from nora_ros.policy.factory import make_policy
+from nora_ros.policy.model_cache import ModelCache, device_memory, nora_bytes
 from nora_ros.policy.nora.config import AUTO_VARIANT
 from nora_ros.policy.worker import ThreadedInference
 from nora_ros.srv import SelectModel
@@ -213,7 +213,8 @@ class PolicyNode:
         self.policy = make_policy(self.config)  # blocking on purpose: nothing to serve before the model is ready
         log.info(f"policy {self.policy.model_id} ready (horizon {self.policy.horizon})")
         self.models = ModelCache(self._load, max_loaded=p["max_loaded_models"], margin=p["memory_margin"],
-                                 memory=lambda: device_memory(self._device()))
+                                 memory=lambda: device_memory(self._device()),
+                                 needed=lambda model: nora_bytes(self.config, model))
         self.models.add(p["model"], self.policy)
         self.robot_names = robots
         self.batching: BatchingInference | None = None
@@ -255,7 +256,8 @@ class PolicyNode:
         return make_policy(dataclasses.replace(self.config, model=model, variant=AUTO_VARIANT))
 
     def _device(self) -> str:
-        return "cpu" if self.models.current in (None, SCRIPTED) else self.config.resolved_device()
+        # Where checkpoints load (asked only for a model with weights, so torch is there).
+        return self.config.resolved_device()
 
     def _on_select(self, request, response):
         model = request.model.strip()

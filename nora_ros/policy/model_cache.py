@@ -6,7 +6,8 @@ when the next model would not fit, the least recently served ones are unloaded f
 loaded again when their turn comes). What "fits" means:
 
 - needed: what the model took when it was loaded before (its tensors' bytes), else its
-  checkpoint's ``*.safetensors`` bytes on disk (a hub ID is looked up in the local cache only);
+  checkpoint's tensors counted from the safetensors headers at the dtype it will run in (a hub
+  ID is looked up in the local cache only);
   unknown (0) for a model with no weights (the simulator's scripted expert);
 - available: free memory on the device the models run on (``torch.cuda.mem_get_info`` for a
   GPU, ``MemAvailable`` for the CPU), less ``margin`` of the total for activations and caches.
@@ -76,9 +77,15 @@ def policy_bytes(policy: Policy) -> int:
     return total
 
 
-def checkpoint_bytes(model: str) -> int:
-    """Bytes of a checkpoint's safetensors files (a folder, or a hub ID already in the local cache);
-    0 when unknown."""
+_FLOAT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+_HEADER_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def checkpoint_bytes(model: str, dtype: str | None = None) -> int:
+    """Bytes a checkpoint's weights take once loaded: from its safetensors headers, floating-point
+    tensors counted at ``dtype`` (``float32``, ``bfloat16``...; ``None``: as stored). NORA-1.5 runs
+    in float32 from bfloat16 files, twice their size on disk. A folder, or a hub ID already in the
+    local cache; 0 when unknown."""
     path = pathlib.Path(model).expanduser()
     if not path.is_dir():
         try:
@@ -87,7 +94,52 @@ def checkpoint_bytes(model: str) -> int:
             path = pathlib.Path(snapshot_download(repo_id=model, local_files_only=True, allow_patterns=["*.safetensors"]))
         except Exception:  # noqa: BLE001 - not a hub ID, or not cached: unknown size
             return 0
-    return sum(f.stat().st_size for f in path.rglob("*.safetensors"))
+    total = 0
+    for f in sorted(path.rglob("*.safetensors")):
+        try:
+            total += _tensor_bytes(f, dtype)
+        except Exception:  # noqa: BLE001 - an unreadable header (safetensors' own error types): its size on disk
+            total += f.stat().st_size
+    return total
+
+
+def _tensor_bytes(path: pathlib.Path, dtype: str | None) -> int:
+    """The tensors of one safetensors file, from its header only (no weights read, no torch)."""
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(path), framework="numpy") as f:
+        for name in f.keys():
+            tensor = f.get_slice(name)
+            count = 1
+            for n in tensor.get_shape():
+                count *= int(n)
+            stored = tensor.get_dtype()
+            floating = stored in ("F64", "F32", "F16", "BF16")
+            total += count * (_FLOAT_BYTES[dtype] if floating and dtype in _FLOAT_BYTES else _HEADER_BYTES.get(stored, 4))
+    return total
+
+
+def nora_bytes(config, model: str) -> int:
+    """What ``model`` will take as the policy node loads it with ``config`` (a
+    :class:`~nora_ros.policy.nora.config.NoraConfig`): its tensors at the dtype its variant runs
+    in on the config's device. 0 for the scripted expert, a replay, or a checkpoint that cannot be
+    resolved (the load itself then says what is wrong)."""
+    import dataclasses
+
+    from nora_ros.errors import NoraError
+    from nora_ros.policy.factory import REPLAY_PREFIX, SCRIPTED
+    from nora_ros.policy.nora.checkpoint import resolve_checkpoint, resolve_variant
+    from nora_ros.policy.nora.config import AUTO_VARIANT
+
+    if model == SCRIPTED or model.startswith(REPLAY_PREFIX):
+        return 0
+    try:
+        folder = resolve_checkpoint(model)
+        resolved = resolve_variant(dataclasses.replace(config, model=model, variant=AUTO_VARIANT), folder)
+        return checkpoint_bytes(str(folder), resolved.resolved_dtype(resolved.resolved_device()))
+    except NoraError:
+        return 0
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ from conftest_nora import tiny_checkpoint, tiny_checkpoint_long  # noqa: F401 - 
 
 from nora_ros.errors import ConfigurationError, ModelLoadError
 from nora_ros.policy.base import Policy
-from nora_ros.policy.model_cache import Memory, ModelCache, checkpoint_bytes, device_memory, policy_bytes
+from nora_ros.policy.model_cache import (
+    Memory,
+    ModelCache,
+    checkpoint_bytes,
+    device_memory,
+    nora_bytes,
+    policy_bytes,
+)
 
 GB = 1 << 30
 
@@ -115,14 +122,19 @@ def test_real_checkpoints_sizes_and_switching(tiny_checkpoint, tiny_checkpoint_l
     from nora_ros.policy.factory import make_policy
     from nora_ros.policy.nora.config import NoraConfig
 
-    disk = checkpoint_bytes(str(tiny_checkpoint))
-    assert disk > 0 and checkpoint_bytes("no/such-model-here") == 0
+    disk = sum(f.stat().st_size for f in tiny_checkpoint.glob("*.safetensors"))
+    stored = checkpoint_bytes(str(tiny_checkpoint))
+    assert 0.95 * disk < stored <= disk and checkpoint_bytes("no/such-model-here") == 0  # header bytes aside
+    f32, bf16 = checkpoint_bytes(str(tiny_checkpoint), "float32"), checkpoint_bytes(str(tiny_checkpoint), "bfloat16")
+    assert bf16 < f32 and abs(f32 - 2 * bf16) < 0.01 * f32  # all its tensors are floating point
     cache = ModelCache(lambda m: make_policy(NoraConfig(model=m, device="cpu", dtype="float32")))
     nora = cache.select(str(tiny_checkpoint)).policy
     long = cache.select(str(tiny_checkpoint_long)).policy
     assert long.horizon == 5 and nora.horizon == 1
     held = policy_bytes(nora)
-    assert held > 0.5 * disk  # the weights in memory (float32 here) against the file
+    assert abs(held - f32) < 0.02 * f32  # float32 on the CPU: the headers predicted what the load holds
+    assert nora_bytes(NoraConfig(model="x", device="cpu"), str(tiny_checkpoint)) == f32
+    assert nora_bytes(NoraConfig(model="x"), "scripted") == 0 == nora_bytes(NoraConfig(model="x"), "/no/such/dir")
     assert cache.select(str(tiny_checkpoint)).policy is nora
     mem = device_memory("cpu")
     assert 0 < mem.free <= mem.total
