@@ -33,12 +33,13 @@ from nora_ros.errors import ConfigurationError, InvalidInputError
 from nora_ros.trials.plan import EvalPlan, PlanModel, PlannedTrial, progress
 from nora_ros.trials.results_store import load_results
 from nora_ros.trials.score import parse_score
-from nora_ros.trials.state import TrialBusyError
+from nora_ros.trials.state import ACTIVE_STATES, TrialBusyError
 
 Answer = Callable[[bool, str, Any], None]
 """``answer(success, message, value)``: a service's reply (value: the trial id, the served model id)."""
 
-ACTIVE = ("RESETTING", "RUNNING", "AWAITING_SCORE")
+ACTIVE = tuple(s.value for s in ACTIVE_STATES)
+"""Trial states (as trial/status names them) in which a trial is under way."""
 
 
 def policy_model(model: PlanModel) -> str:
@@ -156,6 +157,7 @@ class TopicConsolePort:
 
     def status(self) -> ConsoleStatus:
         now = time.monotonic()
+        plan_view = self._plan_view()  # reads the results file: not under the lock the callbacks take
         with self._lock:
             tr = self._trial
             chunks = [t for t in self._chunks if now - t <= 5.0]
@@ -163,7 +165,6 @@ class TopicConsolePort:
             elapsed = now - self._running_since if self._running_since is not None else 0.0
             planned = self._trial_models.get(tr.trial_id)
             model, task = self.model_id, ""
-            plan_view = self._plan_view()
             if self.plan is not None:
                 # Blind: no model on the page until the whole plan is scored (one trial's model at a
                 # time would let the operator tally the models as the series goes).

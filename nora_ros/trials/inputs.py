@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nora_ros.errors import ConfigurationError, NoraError
-from nora_ros.trials.state import RunInfo, TrialState
+from nora_ros.trials.state import ACTIVE_STATES, RunInfo, TrialState
 from nora_ros.trials.supervisor import TrialSupervisor
 
 _WATCHED = (TrialState.RESETTING, TrialState.RUNNING)
@@ -74,7 +74,7 @@ class SupervisorInputs:
         """Start a trial now or refuse: (trial id, "") or (0, reason). Empty ``model_id``/``checkpoint``:
         the supervisor's run info; ``served_model_id``: what this trial's chunks must report."""
         sup = self.supervisor
-        if sup.state in (TrialState.RESETTING, TrialState.RUNNING, TrialState.AWAITING_SCORE):
+        if sup.state in ACTIVE_STATES:
             return 0, f"trial {sup.trial_id} is {sup.state.value}: stop or score it first"
         info = sup.run_info
         if model_id:
